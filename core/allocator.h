@@ -1,0 +1,77 @@
+// CPU memory: 64-byte aligned buffers and the activation arena.
+//
+// The arena is sized once (at model load) and handed out by bumping a pointer,
+// so the decode loop never calls malloc; reset() recycles it for the next step.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace qilin {
+
+inline constexpr size_t kAlignment = 64;  // one cache line; also the widest vector (AVX-512)
+
+inline constexpr size_t align_up(size_t n, size_t a = kAlignment) { return (n + a - 1) / a * a; }
+
+// Allocates `bytes` (rounded up to the alignment) aligned to 64 bytes; throws Error on failure.
+void* aligned_alloc_bytes(size_t bytes);
+void aligned_free(void* p) noexcept;
+
+// An owning, 64-byte aligned, uninitialised byte buffer.
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  explicit AlignedBuffer(size_t bytes) : data_(aligned_alloc_bytes(bytes)), size_(bytes) {}
+  AlignedBuffer(AlignedBuffer&& o) noexcept : data_(o.data_), size_(o.size_) {
+    o.data_ = nullptr;
+    o.size_ = 0;
+  }
+  AlignedBuffer& operator=(AlignedBuffer&& o) noexcept {
+    if (this != &o) {
+      aligned_free(data_);
+      data_ = o.data_;
+      size_ = o.size_;
+      o.data_ = nullptr;
+      o.size_ = 0;
+    }
+    return *this;
+  }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  ~AlignedBuffer() { aligned_free(data_); }
+
+  void* data() const noexcept { return data_; }
+  size_t size() const noexcept { return size_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// A bump allocator over one aligned buffer. Not thread-safe: one per session.
+class Arena {
+ public:
+  Arena() = default;
+  explicit Arena(size_t capacity) : buffer_(capacity) {}
+
+  // Returns `bytes` of 64-byte aligned scratch; throws Error when the arena is exhausted
+  // (the arena was sized too small at load: a bug, never silently a heap allocation).
+  void* allocate(size_t bytes);
+  template <class T>
+  T* allocate_array(size_t count) {
+    return static_cast<T*>(allocate(count * sizeof(T)));
+  }
+
+  void reset() noexcept { used_ = 0; }
+  size_t used() const noexcept { return used_; }
+  size_t high_water() const noexcept { return high_water_; }
+  size_t capacity() const noexcept { return buffer_.size(); }
+
+ private:
+  AlignedBuffer buffer_;
+  size_t used_ = 0;
+  size_t high_water_ = 0;
+};
+
+}  // namespace qilin

@@ -1,0 +1,72 @@
+// The matmul dispatch point: y[M,N] = x[M,K] · W[N,K]ᵀ.
+//
+// Every Linear layer of every model goes through matmul(). It chooses one
+// implementation ("path") from the device, the weight's dtype, the number of
+// activation rows M and the CPU's ISA level, and can be forced to any path
+// (MatmulOptions::force, or QILIN_MATMUL=<name> in the environment) so tests
+// and benchmarks can compare them. See docs/architecture.md for the table.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+
+namespace qilin {
+
+enum class MatmulPath : uint8_t {
+  automatic,  // let the dispatcher choose
+  ref,        // scalar reference (the oracle in tests)
+  simd,       // Qilin's own AVX2/AVX-512 GEMV and GEMM kernels
+  eigen,      // Eigen, the portable fallback
+  onednn,     // oneDNN (large M; f32 and bf16, AMX when present), weights reordered once
+  cuda,       // own CUDA kernels (small M on the GPU)   — wired in by the CUDA backend
+  cublas,     // cuBLAS (large M on the GPU)             — wired in by the CUDA backend
+};
+inline constexpr int kMatmulPathCount = 7;
+
+std::string_view name_of(MatmulPath p) noexcept;
+bool matmul_path_from_name(std::string_view name, MatmulPath* out) noexcept;
+
+struct MatmulOptions {
+  MatmulPath force = MatmulPath::automatic;  // automatic also consults QILIN_MATMUL
+  bool verbose = false;                      // print the plan once per shape (also QILIN_VERBOSE=1)
+};
+
+// A weight [N, K] as the dispatcher sees it: the stored tensor (often mmapped,
+// never copied) plus whatever packed forms a path prepared for it once, at load.
+class MatmulWeight {
+ public:
+  explicit MatmulWeight(TensorView w);
+  ~MatmulWeight();
+  MatmulWeight(MatmulWeight&&) noexcept;
+  MatmulWeight& operator=(MatmulWeight&&) noexcept;
+
+  // Builds packed forms (e.g. oneDNN's reordered bf16 weights) for activations
+  // of up to `max_m` rows, so that no call reorders the weight. Optional: a
+  // path that needs a pack and finds none builds it on first use.
+  void prepare(int64_t max_m, const MatmulOptions& opts = {});
+
+  const TensorView& view() const noexcept { return w_; }
+  int64_t n() const noexcept { return w_.dim(0); }  // outputs
+  int64_t k() const noexcept { return w_.dim(1); }  // inputs
+
+  struct Packs;  // per-path state, defined by the implementation
+  Packs& packs() const noexcept { return *packs_; }
+
+ private:
+  TensorView w_;
+  std::unique_ptr<Packs> packs_;
+};
+
+// The path matmul() would take for M rows of activations against `w`.
+MatmulPath plan_matmul(int64_t m, const MatmulWeight& w, const MatmulOptions& opts = {});
+
+// y = x · Wᵀ. x is [M, K] f32, y is [M, N] f32, both with contiguous rows.
+// Throws qilin::Error naming the shapes when they do not fit.
+void matmul(const TensorView& x, const MatmulWeight& w, const TensorView& y, ThreadPool& pool,
+            const MatmulOptions& opts = {});
+
+}  // namespace qilin
