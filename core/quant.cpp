@@ -1,6 +1,7 @@
 // Reference (scalar) dequantizers and quantizers of the 32-element block
-// formats and the k-quant dequantizers. Follows ggml's reference code so
-// that results are bit-identical.
+// formats and the k-quant dequantizers. Follows ggml's reference code (and
+// the gguf Python package, which mirrors it) operation by operation so that
+// results are bit-identical: same float intermediates, same evaluation order.
 #include "core/quant.h"
 
 #include <algorithm>
@@ -8,6 +9,15 @@
 
 #include "core/half.h"
 #include "core/quant_blocks.h"
+
+// The reference evaluates a*b + c as two rounded operations (gguf-py does it
+// in numpy float32); a fused multiply-add would change the low bits of
+// Q4_1's dequantized values and the rounding of Q4_0/Q4_1 quants.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 
 namespace qilin {
 
@@ -93,24 +103,37 @@ void dequantize_row_q6_k(const void* src, float* dst, int64_t n) {
         const int q2 = ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) - 32;
         const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
         const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-        y[l + 0] = d * static_cast<float>(sc[is + 0] * q1);
-        y[l + 32] = d * static_cast<float>(sc[is + 2] * q2);
-        y[l + 64] = d * static_cast<float>(sc[is + 4] * q3);
-        y[l + 96] = d * static_cast<float>(sc[is + 6] * q4);
+        // (d * scale) * q, rounded twice, as ggml and gguf-py compute it; the
+        // exact integer product scale * q would round differently.
+        y[l + 0] = d * static_cast<float>(sc[is + 0]) * static_cast<float>(q1);
+        y[l + 32] = d * static_cast<float>(sc[is + 2]) * static_cast<float>(q2);
+        y[l + 64] = d * static_cast<float>(sc[is + 4]) * static_cast<float>(q3);
+        y[l + 96] = d * static_cast<float>(sc[is + 6]) * static_cast<float>(q4);
       }
     }
   }
 }
+
+namespace {
+// ggml's MIN(15, (int8_t)v): truncation toward zero, then clip to 4 bits.
+inline uint8_t truncate_to_nibble(float v) {
+  return static_cast<uint8_t>(std::min(15, static_cast<int>(static_cast<int8_t>(v))));
+}
+}  // namespace
 
 void quantize_row_q8_0(const float* src, void* dst, int64_t n) {
   auto* blocks = static_cast<BlockQ8_0*>(dst);
   for (int64_t b = 0; b < n / kQK; ++b) {
     const float* x = src + b * kQK;
     float amax = 0.0f;
-    for (int j = 0; j < kQK; ++j) amax = std::max(amax, std::fabs(x[j]));
+    for (int j = 0; j < kQK; ++j) {
+      const float ax = std::fabs(x[j]);
+      amax = amax > ax ? amax : ax;  // ggml's MAX(a, b), not std::max, so NaN inputs behave alike
+    }
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     blocks[b].d = f32_to_f16(d);
+    // roundf: halves away from zero, as ggml (not nearest-even).
     for (int j = 0; j < kQK; ++j) blocks[b].qs[j] = static_cast<int8_t>(std::roundf(x[j] * id));
   }
 }
@@ -129,10 +152,11 @@ void quantize_row_q4_0(const float* src, void* dst, int64_t n) {
     const float d = max / -8.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     blocks[b].d = f32_to_f16(d);
+    // x*id is in [-8, 8]; +8.5 then truncation rounds half up; +8 (the value
+    // opposite the max) clips to 15.
     for (int j = 0; j < kQK / 2; ++j) {
-      const auto lo = static_cast<uint8_t>(std::min(15, static_cast<int>(static_cast<int8_t>(x[j] * id + 8.5f))));
-      const auto hi =
-          static_cast<uint8_t>(std::min(15, static_cast<int>(static_cast<int8_t>(x[j + kQK / 2] * id + 8.5f))));
+      const uint8_t lo = truncate_to_nibble(x[j] * id + 8.5f);
+      const uint8_t hi = truncate_to_nibble(x[j + kQK / 2] * id + 8.5f);
       blocks[b].qs[j] = static_cast<uint8_t>(lo | (hi << 4));
     }
   }
@@ -144,17 +168,16 @@ void quantize_row_q4_1(const float* src, void* dst, int64_t n) {
     const float* x = src + b * kQK;
     float min = x[0], max = x[0];
     for (int j = 1; j < kQK; ++j) {
-      min = std::min(min, x[j]);
-      max = std::max(max, x[j]);
+      if (x[j] < min) min = x[j];
+      if (x[j] > max) max = x[j];
     }
     const float d = (max - min) / 15.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     blocks[b].d = f32_to_f16(d);
     blocks[b].m = f32_to_f16(min);
     for (int j = 0; j < kQK / 2; ++j) {
-      const auto lo = static_cast<uint8_t>(std::min(15, static_cast<int>(static_cast<int8_t>((x[j] - min) * id + 0.5f))));
-      const auto hi = static_cast<uint8_t>(
-          std::min(15, static_cast<int>(static_cast<int8_t>((x[j + kQK / 2] - min) * id + 0.5f))));
+      const uint8_t lo = truncate_to_nibble((x[j] - min) * id + 0.5f);
+      const uint8_t hi = truncate_to_nibble((x[j + kQK / 2] - min) * id + 0.5f);
       blocks[b].qs[j] = static_cast<uint8_t>(lo | (hi << 4));
     }
   }
