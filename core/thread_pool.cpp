@@ -1,6 +1,13 @@
 #include "core/thread_pool.h"
 
 #include <chrono>
+#include <climits>
+
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -22,16 +29,22 @@ thread_local bool t_in_job = false;
 // short while leaves the core to other processes between requests.
 constexpr auto kSpinTime = std::chrono::microseconds(300);
 
-template <class Pred>
-void spin_then_wait(const std::atomic<uint64_t>& word, uint64_t old, Pred done) {
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; !done(); ++i) {
-    QILIN_PAUSE();
-    if ((i & 255) == 255 && std::chrono::steady_clock::now() - start > kSpinTime) {
-      while (!done()) word.wait(old, std::memory_order_acquire);
-      return;
-    }
-  }
+// Sleeps while `word` still holds `old`. A raw futex on Linux: libstdc++ 12's
+// std::atomic::wait can lose wake-ups (GCC PR 106183), which hangs the pool.
+void futex_wait(std::atomic<uint32_t>& word, uint32_t old) noexcept {
+#if defined(__linux__)
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, old, nullptr, nullptr, 0);
+#else
+  word.wait(old, std::memory_order_seq_cst);
+#endif
+}
+
+void futex_wake_all(std::atomic<uint32_t>& word) noexcept {
+#if defined(__linux__)
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+#else
+  word.notify_all();
+#endif
 }
 
 }  // namespace
@@ -43,8 +56,8 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads
 
 ThreadPool::~ThreadPool() {
   stop_.store(true, std::memory_order_release);
-  epoch_.fetch_add(1, std::memory_order_acq_rel);
-  epoch_.notify_all();
+  epoch_.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake_all(epoch_);
   for (auto& t : workers_) t.join();
 }
 
@@ -55,8 +68,7 @@ void ThreadPool::run(FunctionRef<void(int, int)> fn) noexcept {
   }
   job_ = &fn;
   remaining_.store(n_threads_ - 1, std::memory_order_relaxed);
-  epoch_.fetch_add(1, std::memory_order_release);
-  epoch_.notify_all();
+  wake_workers();
 
   t_in_job = true;
   fn(0, n_threads_);
@@ -70,10 +82,28 @@ void ThreadPool::run(FunctionRef<void(int, int)> fn) noexcept {
   job_ = nullptr;
 }
 
+void ThreadPool::wake_workers() noexcept {
+  // seq_cst pairs with the sleeper's increment of sleepers_ and re-check of
+  // epoch_: either it sees the new epoch, or we see it asleep and wake it.
+  epoch_.fetch_add(1, std::memory_order_seq_cst);
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) futex_wake_all(epoch_);
+}
+
 void ThreadPool::worker_loop(int index) {
-  uint64_t seen = epoch_.load(std::memory_order_acquire);
+  // Jobs start at epoch 1. Not a load of epoch_: a thread scheduled late could
+  // otherwise read the first job's epoch, take it as already seen, and hang the pool.
+  uint32_t seen = 0;
   for (;;) {
-    spin_then_wait(epoch_, seen, [&] { return epoch_.load(std::memory_order_acquire) != seen; });
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; epoch_.load(std::memory_order_acquire) == seen; ++i) {
+      QILIN_PAUSE();
+      if ((i & 255) == 255 && std::chrono::steady_clock::now() - start > kSpinTime) {
+        sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        while (epoch_.load(std::memory_order_seq_cst) == seen) futex_wait(epoch_, seen);
+        sleepers_.fetch_sub(1, std::memory_order_relaxed);
+        break;
+      }
+    }
     seen = epoch_.load(std::memory_order_acquire);
     if (stop_.load(std::memory_order_acquire)) return;
     t_in_job = true;

@@ -55,9 +55,12 @@ class ThreadPool {
   int n_threads_;
   std::vector<std::thread> workers_;
   FunctionRef<void(int, int)>* job_ = nullptr;
-  std::atomic<uint64_t> epoch_{0};    // bumped once per job; workers wait on it
-  std::atomic<int> remaining_{0};     // workers still running the current job
+  std::atomic<uint32_t> epoch_{0};  // bumped once per job; idle workers sleep on it (a futex word)
+  std::atomic<int> sleepers_{0};     // workers asleep or about to sleep: only then is a wake-up syscall needed
+  std::atomic<int> remaining_{0};    // workers still running the current job
   std::atomic<bool> stop_{false};
+
+  void wake_workers() noexcept;
 };
 
 }  // namespace qilin

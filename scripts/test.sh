@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh checkout: installs dependencies, builds
+# the release preset with warnings as errors, runs every test, then builds the
+# asan preset (AddressSanitizer + UBSan) and runs the suite again under it.
+# Usage: scripts/test.sh            (QILIN_SKIP_ASAN=1 skips the sanitizer pass)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+
+jobs=$(nproc)
+status=0
+
+cmake --preset release -DQILIN_WERROR=ON >/dev/null
+cmake --build --preset release -j "$jobs"
+ctest --preset release -j "$jobs" --timeout 900 || status=1
+
+if [ "${QILIN_SKIP_ASAN:-0}" != 1 ]; then
+  cmake --preset asan -DQILIN_WERROR=ON >/dev/null
+  cmake --build --preset asan -j "$jobs"
+  # The install/consumer test repeats the release one; skip it under the sanitizers.
+  ctest --preset asan -j "$jobs" --timeout 900 -LE slow || status=1
+fi
+exit $status
