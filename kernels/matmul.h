@@ -4,7 +4,8 @@
 // implementation ("path") from the device, the weight's dtype, the number of
 // activation rows M and the CPU's ISA level, and can be forced to any path
 // (MatmulOptions::force, or QILIN_MATMUL=<name> in the environment) so tests
-// and benchmarks can compare them. See docs/architecture.md for the table.
+// and benchmarks can compare them. The choice is the table kCpuPlan in
+// kernels/matmul.cpp; the figures behind it are in docs/performance.md.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +34,10 @@ bool matmul_path_from_name(std::string_view name, MatmulPath* out) noexcept;
 struct MatmulOptions {
   MatmulPath force = MatmulPath::automatic;  // automatic also consults QILIN_MATMUL
   bool verbose = false;                      // print the plan once per shape (also QILIN_VERBOSE=1)
+  // Lets the onednn path multiply f32 weights in bf16 (converted once, at prepare())
+  // for large M, where AMX runs an order of magnitude faster than any f32 path.
+  // Costs accuracy: weights and activations are rounded to bf16 (2^-8 relative each).
+  bool allow_bf16_compute = false;
 };
 
 // A weight [N, K] as the dispatcher sees it: the stored tensor (often mmapped,

@@ -1,0 +1,59 @@
+// Scalar matmul kernels: the oracle in tests and the path for CPUs without AVX2.
+//
+// Sums are accumulated in double so that the oracle's own rounding error
+// (K·2^-53 relative) is negligible next to the f32 paths it judges.
+#include <cstring>
+
+#include "core/half.h"
+#include "kernels/cpu/gemm_table.h"
+
+namespace qilin::cpu {
+namespace {
+
+float load_weight(const float* w, int64_t i) { return w[i]; }
+float load_weight(const uint16_t* w, int64_t i, bool is_bf16) { return is_bf16 ? bf16_to_f32(w[i]) : f16_to_f32(w[i]); }
+
+void gemm_f32_ref(const GemmArgs& a, int64_t n_begin, int64_t n_end) noexcept {
+  for (int64_t i = 0; i < a.m; ++i) {
+    const float* x = a.x + i * a.ldx;
+    for (int64_t n = n_begin; n < n_end; ++n) {
+      const auto* w = reinterpret_cast<const float*>(static_cast<const char*>(a.w) + n * a.w_stride);
+      double sum = 0;
+      for (int64_t k = 0; k < a.k; ++k) sum += static_cast<double>(x[k]) * load_weight(w, k);
+      a.y[i * a.ldy + n] = static_cast<float>(sum);
+    }
+  }
+}
+
+template <bool kBf16>
+void gemm_half_ref(const GemmArgs& a, int64_t n_begin, int64_t n_end) noexcept {
+  for (int64_t i = 0; i < a.m; ++i) {
+    const float* x = a.x + i * a.ldx;
+    for (int64_t n = n_begin; n < n_end; ++n) {
+      const auto* w = reinterpret_cast<const uint16_t*>(static_cast<const char*>(a.w) + n * a.w_stride);
+      double sum = 0;
+      for (int64_t k = 0; k < a.k; ++k) sum += static_cast<double>(x[k]) * load_weight(w, k, kBf16);
+      a.y[i * a.ldy + n] = static_cast<float>(sum);
+    }
+  }
+}
+
+void round_to_bf16_ref(const float* src, uint16_t* dst, int64_t n) noexcept {
+  for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+}
+
+}  // namespace
+
+void fill_gemm_ref(GemmTable& t) noexcept {
+  const GemmKernel f32{gemm_f32_ref, false, "ref f32"};
+  const GemmKernel f16{gemm_half_ref<false>, false, "ref f16"};
+  const GemmKernel bf16{gemm_half_ref<true>, false, "ref bf16"};
+  t.gemv[0] = t.gemm[0] = f32;
+  t.gemv[1] = t.gemm[1] = f16;
+  t.gemv[2] = t.gemm[2] = bf16;
+  t.gemv_max_m = 1;
+  t.n_grain = 1;
+  t.round_to_bf16 = round_to_bf16_ref;
+}
+
+}  // namespace qilin::cpu

@@ -1,0 +1,224 @@
+// The matmul dispatch point: argument checks, the plan table, forcing, verbose.
+#include "kernels/matmul.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <set>
+#include <string>
+#include <tuple>
+
+#include "core/error.h"
+#include "kernels/cpu/isa.h"
+#include "kernels/matmul_paths.h"
+
+namespace qilin {
+namespace {
+
+constexpr std::string_view kPathNames[kMatmulPathCount] = {"auto", "ref", "simd", "eigen", "onednn", "cuda", "cublas"};
+
+// ---- the plan ---------------------------------------------------------------
+//
+// How matmul() chooses on the CPU. First matching row wins: a row matches when
+// the weight has its dtype, there are at least `min_m` activation rows and the
+// active ISA level is at least `min_isa`. The thresholds are measured
+// (bench/bench_matmul.cpp; figures in docs/performance.md):
+//  - small M is a weight stream (decode): own GEMV kernels reach the bandwidth
+//    roofline and allocate nothing;
+//  - bf16 from 16 rows on: oneDNN's AMX kernels (brgemm avx512_core_amx) run at
+//    several TFLOP/s, an order of magnitude past any AVX-512 kernel;
+//  - f32 from 64 rows on: oneDNN's f32 brgemm is near the FMA peak, ahead of
+//    our own blocked GEMM;
+//  - f16 has no oneDNN path on this CPU generation's Debian build: own kernels;
+//  - without AVX2 (or with QILIN_ISA=ref) only portable code runs: Eigen.
+struct PlanRow {
+  DType weight;
+  int64_t min_m;
+  cpu::Isa min_isa;
+  MatmulPath path;
+};
+constexpr PlanRow kCpuPlan[] = {
+    // weight      rows  ISA level              path
+    {DType::bf16, 16, cpu::Isa::avx512_bf16, MatmulPath::onednn},
+    {DType::bf16, 1, cpu::Isa::avx2, MatmulPath::simd},
+    {DType::f32, 64, cpu::Isa::avx2, MatmulPath::onednn},
+    {DType::f32, 1, cpu::Isa::avx2, MatmulPath::simd},
+    {DType::f16, 1, cpu::Isa::avx2, MatmulPath::simd},
+    {DType::f32, 1, cpu::Isa::ref, MatmulPath::eigen},
+    {DType::f16, 1, cpu::Isa::ref, MatmulPath::eigen},
+    {DType::bf16, 1, cpu::Isa::ref, MatmulPath::eigen},
+};
+
+MatmulPath automatic_path(int64_t m, DType weight) {
+  const cpu::Isa isa = cpu::active_isa();
+  for (const PlanRow& row : kCpuPlan) {
+    if (row.weight == weight && m >= row.min_m && isa >= row.min_isa) return row.path;
+  }
+  return MatmulPath::ref;  // unreachable for float weights: the last rows match any level
+}
+
+// The path named by QILIN_MATMUL, read on every call (tests and benchmarks set
+// it between calls); automatic when unset, empty or "auto".
+MatmulPath path_from_environment() {
+  const char* env = std::getenv("QILIN_MATMUL");
+  if (env == nullptr || *env == '\0') return MatmulPath::automatic;
+  MatmulPath p;
+  if (!matmul_path_from_name(env, &p)) {
+    fail("matmul", "QILIN_MATMUL={} is not a path; use one of auto, ref, simd, eigen, onednn, cuda, cublas", env);
+  }
+  return p;
+}
+
+bool verbose_from_environment() {
+  const char* env = std::getenv("QILIN_VERBOSE");
+  return env != nullptr && *env != '\0' && std::string_view(env) != "0";
+}
+
+// Throws when `path` cannot multiply by a weight of dtype `weight`.
+void check_forced_path(MatmulPath path, DType weight, const MatmulOptions& opts) {
+  switch (path) {
+    case MatmulPath::cuda:
+    case MatmulPath::cublas:
+      fail("matmul", "path {} runs on the GPU, but the CUDA backend is not built/wired into matmul yet", name_of(path));
+    case MatmulPath::onednn:
+      if (std::string why = detail::onednn_unsupported_reason(weight, opts); !why.empty()) {
+        fail("matmul", "path onednn cannot multiply by a {} weight: {}", name_of(weight), why);
+      }
+      return;
+    default:
+      return;
+  }
+}
+
+void check_weight(const TensorView& w) {
+  if (w.device() != Device::cpu) {
+    fail("matmul", "the weight is on {}, but the CUDA backend is not built/wired into matmul yet", name_of(w.device()));
+  }
+  const DTypeTraits& tr = traits(w.dtype());
+  if (tr.is_quantized) fail("matmul", "weight dtype {} is not supported yet", tr.name);
+  if (!tr.is_float) fail("matmul", "weight dtype {} is not a float type (f32, f16, bf16)", tr.name);
+}
+
+std::string describe_plan(MatmulPath path, int64_t m, const MatmulWeight& w, const MatmulOptions& opts, int threads) {
+  std::string how;
+  switch (path) {
+    case MatmulPath::ref:
+    case MatmulPath::simd:
+      how = detail::cpu_kernel_name(m, w.view().dtype(), path == MatmulPath::ref);
+      break;
+    case MatmulPath::eigen:
+      how = "Eigen at baseline flags";
+      break;
+    case MatmulPath::onednn:
+      how = fmt::format("oneDNN {}{}", detail::onednn_impl_name(w),
+                        opts.allow_bf16_compute && w.view().dtype() == DType::f32 ? ", bf16 compute allowed" : "");
+      break;
+    default:
+      break;
+  }
+  return fmt::format("[matmul] M={} N={} K={} w={} -> {} ({}; isa {}, {} threads)", m, w.n(), w.k(),
+                     name_of(w.view().dtype()), name_of(path), how, cpu::name_of(cpu::active_isa()), threads);
+}
+
+// Prints the plan once per (M, N, K, dtype, path).
+void print_plan_once(MatmulPath path, int64_t m, const MatmulWeight& w, const MatmulOptions& opts, int threads) {
+  static std::mutex mutex;
+  static std::set<std::tuple<int64_t, int64_t, int64_t, int, int>> printed;
+  std::lock_guard lock(mutex);
+  if (!printed.emplace(m, w.n(), w.k(), static_cast<int>(w.view().dtype()), static_cast<int>(path)).second) return;
+  std::fprintf(stderr, "%s\n", describe_plan(path, m, w, opts, threads).c_str());
+}
+
+}  // namespace
+
+std::string_view name_of(MatmulPath p) noexcept {
+  const auto i = static_cast<size_t>(p);
+  return i < std::size(kPathNames) ? kPathNames[i] : "?";
+}
+
+bool matmul_path_from_name(std::string_view name, MatmulPath* out) noexcept {
+  for (size_t i = 0; i < std::size(kPathNames); ++i) {
+    if (kPathNames[i] == name) {
+      *out = static_cast<MatmulPath>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+MatmulWeight::MatmulWeight(TensorView w) : w_(w), packs_(std::make_unique<Packs>()) {
+  if (w.ndim() != 2) fail("matmul", "the weight must be 2-D [N, K], got {}", w.shape().str());
+  if (w.dim(0) < 1 || w.dim(1) < 1) fail("matmul", "the weight {} is empty", w.shape().str());
+}
+MatmulWeight::~MatmulWeight() = default;
+MatmulWeight::MatmulWeight(MatmulWeight&&) noexcept = default;
+MatmulWeight& MatmulWeight::operator=(MatmulWeight&&) noexcept = default;
+
+void MatmulWeight::prepare(int64_t max_m, const MatmulOptions& opts) {
+  if (max_m < 1) fail("matmul", "prepare() needs max_m >= 1, got {}", max_m);
+  if (plan_matmul(max_m, *this, opts) == MatmulPath::onednn) detail::prepare_onednn(*this, max_m, opts);
+}
+
+MatmulPath plan_matmul(int64_t m, const MatmulWeight& w, const MatmulOptions& opts) {
+  check_weight(w.view());
+  MatmulPath forced = opts.force != MatmulPath::automatic ? opts.force : path_from_environment();
+  if (forced != MatmulPath::automatic) {
+    check_forced_path(forced, w.view().dtype(), opts);
+    return forced;
+  }
+  return automatic_path(m, w.view().dtype());
+}
+
+void matmul(const TensorView& x, const MatmulWeight& w, const TensorView& y, ThreadPool& pool,
+            const MatmulOptions& opts) {
+  const TensorView& wv = w.view();
+  if (x.device() != Device::cpu || y.device() != Device::cpu) {
+    fail("matmul", "x is on {} and y on {}, but the CUDA backend is not built/wired into matmul yet",
+         name_of(x.device()), name_of(y.device()));
+  }
+  if (x.dtype() != DType::f32 || y.dtype() != DType::f32) {
+    fail("matmul", "x and y must be f32, got x {} and y {}", name_of(x.dtype()), name_of(y.dtype()));
+  }
+  if (x.ndim() < 1 || y.ndim() < 1)
+    fail("matmul", "x is {} and y is {}: need [M, K] and [M, N]", x.shape().str(), y.shape().str());
+  const int64_t m = x.rows(), k = x.cols();
+  if (k != w.k()) fail("matmul", "x is {} but w expects {} inputs", x.shape().str(), w.k());
+  if (y.rows() != m || y.cols() != w.n()) {
+    fail("matmul", "y is {} but x {} times w {}ᵀ is {}x{}", y.shape().str(), x.shape().str(), wv.shape().str(), m,
+         w.n());
+  }
+  // Rows may be strided (a slice of a wider buffer) but each row is contiguous,
+  // and rows must be evenly spaced: any 2-D view, or a contiguous N-D one.
+  if ((x.ndim() > 2 && !x.is_contiguous()) || (y.ndim() > 2 && !y.is_contiguous())) {
+    fail("matmul", "x {} and y {} must be 2-D views or contiguous", x.shape().str(), y.shape().str());
+  }
+  if (x.row_stride_bytes() % 4 != 0 || y.row_stride_bytes() % 4 != 0) {
+    fail("matmul", "x {} and y {} need row strides that are whole floats", x.shape().str(), y.shape().str());
+  }
+  if (m == 0) return;
+
+  const MatmulPath path = plan_matmul(m, w, opts);
+  const detail::MatmulCall call{x.data_as<float>(),       y.data_as<float>(),       m, w.n(), k,
+                                x.row_stride_bytes() / 4, y.row_stride_bytes() / 4, w, pool,  opts};
+  switch (path) {
+    case MatmulPath::ref:
+      detail::run_cpu_kernels(call, true);
+      break;
+    case MatmulPath::simd:
+      detail::run_cpu_kernels(call, false);
+      break;
+    case MatmulPath::eigen:
+      detail::run_eigen(call);
+      break;
+    case MatmulPath::onednn:
+      detail::run_onednn(call);
+      break;
+    default:
+      fail("matmul", "path {} is not available on the CPU", name_of(path));
+  }
+  if (opts.verbose || verbose_from_environment()) print_plan_once(path, m, w, opts, pool.size());
+}
+
+}  // namespace qilin

@@ -1,0 +1,211 @@
+// The `onednn` matmul path: dnnl::matmul with the weight reordered once.
+//
+// The weight is reordered, once per weight (at prepare(), or on first use),
+// into the layout oneDNN's fastest kernel asks for (format_tag::any; on AMX
+// CPUs the bf16 brgemm wants 16a64b2a blocks). Primitives are cached per
+// (M, row strides, threads) and all read that one packed copy, so no call
+// reorders the weight.
+//
+// Types: oneDNN 2.6 multiplies f32·f32 and bf16·bf16 (activations are rounded
+// to bf16 per call, 2^-8 relative); it has no f16 matmul and no f32·bf16 mix.
+// With MatmulOptions::allow_bf16_compute, f32 and f16 weights are converted to
+// bf16 at reorder time so large M runs on AMX.
+//
+// Threads: this oneDNN is built on OpenMP; its team size is set to the pool's
+// size before each primitive is created and run (omp_set_num_threads, looked
+// up in the already-loaded OpenMP runtime, so Qilin need not link it itself).
+#include <dlfcn.h>
+#include <fmt/format.h>
+
+#include <dnnl.hpp>
+#include <vector>
+
+#include "core/allocator.h"
+#include "core/error.h"
+#include "kernels/cpu/gemm_table.h"
+#include "kernels/matmul_paths.h"
+
+namespace qilin::detail {
+namespace {
+
+using dnnl::memory;
+using DnnlType = memory::data_type;
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+dnnl::stream& cpu_stream() {
+  static dnnl::stream stream(cpu_engine());
+  return stream;
+}
+
+void set_onednn_threads(int n) {
+  using SetThreads = void (*)(int);
+  static const auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  if (set != nullptr) set(n);
+}
+
+DnnlType compute_type(DType w, const MatmulOptions& opts) {
+  if (w == DType::bf16 || opts.allow_bf16_compute) return DnnlType::bf16;
+  return DnnlType::f32;
+}
+
+uint16_t* bf16_scratch(size_t elements) {
+  thread_local AlignedBuffer buffer;
+  if (buffer.size() < elements * 2) buffer = AlignedBuffer(align_up(elements * 2, 4096));
+  return static_cast<uint16_t*>(buffer.data());
+}
+
+}  // namespace
+
+struct OnednnPack {
+  DnnlType compute;
+  // Packed copies of the weight; usually one, as every M has asked for the same layout so far.
+  struct Layout {
+    memory::desc desc;
+    memory weights;
+  };
+  std::vector<Layout> layouts;
+  struct Primitive {
+    int64_t m, ldx, ldy;
+    int threads;
+    size_t layout;
+    dnnl::matmul matmul;
+    std::string impl;  // oneDNN's name for its kernel, e.g. "brg:avx512_core_amx_bf16"
+  };
+  std::vector<Primitive> primitives;
+  std::string impl;  // of the last primitive used (for the verbose plan)
+};
+
+void OnednnPackDeleter::operator()(OnednnPack* p) const noexcept { delete p; }
+
+namespace {
+
+// Reorders the user's weight [N, K] (seen by oneDNN as [K, N] in "ba" order)
+// into `desc`.
+memory pack_weight(const MatmulWeight& w, const memory::desc& desc) {
+  const TensorView& wv = w.view();
+  const memory::dims dims{w.k(), w.n()};
+  std::vector<float> widened;  // f16 weights go through f32: oneDNN 2.6 cannot read f16
+  const void* data = wv.data();
+  DnnlType type = wv.dtype() == DType::f32 ? DnnlType::f32 : DnnlType::bf16;
+  int64_t row_stride = wv.row_stride_bytes() / static_cast<int64_t>(wv.dtype() == DType::f32 ? 4 : 2);
+  if (wv.dtype() == DType::f16) {
+    widened.resize(static_cast<size_t>(w.n() * w.k()));
+    for (int64_t r = 0; r < w.n(); ++r) {
+      traits(DType::f16).to_float(wv.row(r), widened.data() + r * w.k(), w.k());
+    }
+    data = widened.data();
+    type = DnnlType::f32;
+    row_stride = w.k();
+  }
+  memory user(memory::desc(dims, type, memory::dims{1, row_stride}), cpu_engine(), const_cast<void*>(data));
+  memory packed(desc, cpu_engine());
+  dnnl::reorder(user, packed).execute(cpu_stream(), user, packed);
+  cpu_stream().wait();
+  return packed;
+}
+
+// The index of the packed copy in the layout `pd` asks for, packing it on first use.
+size_t ensure_layout(OnednnPack& pack, const MatmulWeight& w, const dnnl::matmul::primitive_desc& pd) {
+  for (size_t i = 0; i < pack.layouts.size(); ++i) {
+    if (pack.layouts[i].desc == pd.weights_desc()) return i;
+  }
+  pack.layouts.push_back({pd.weights_desc(), pack_weight(w, pd.weights_desc())});
+  return pack.layouts.size() - 1;
+}
+
+dnnl::matmul::primitive_desc describe(const OnednnPack& pack, const MatmulWeight& w, int64_t m, int64_t ldx,
+                                      int64_t ldy) {
+  const memory::desc src({m, w.k()}, pack.compute, memory::dims{ldx, 1});
+  const memory::desc weights({w.k(), w.n()}, pack.compute, memory::format_tag::any);
+  const memory::desc dst({m, w.n()}, DnnlType::f32, memory::dims{ldy, 1});
+  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, dst), cpu_engine());
+}
+
+// The primitive for this call's shape, created (and the weight packed) on first use.
+// oneDNN sizes its work split by the OpenMP team size when the primitive is
+// created, so the caller sets the team size first and the cache keys on it.
+OnednnPack::Primitive& find_primitive(OnednnPack& pack, const MatmulWeight& w, int64_t m, int64_t ldx, int64_t ldy,
+                                      int threads) {
+  for (auto& p : pack.primitives) {
+    if (p.m == m && p.ldx == ldx && p.ldy == ldy && p.threads == threads) return p;
+  }
+  const dnnl::matmul::primitive_desc pd = describe(pack, w, m, ldx, ldy);
+  const size_t layout = ensure_layout(pack, w, pd);
+  pack.primitives.push_back({m, ldx, ldy, threads, layout, dnnl::matmul(pd), pd.impl_info_str()});
+  return pack.primitives.back();
+}
+
+OnednnPack& pack_of(const MatmulWeight& w, const MatmulOptions& opts) {
+  auto& slot = w.packs().onednn;
+  const DnnlType compute = compute_type(w.view().dtype(), opts);
+  if (!slot || slot->compute != compute) {
+    slot.reset(new OnednnPack);
+    slot->compute = compute;
+  }
+  return *slot;
+}
+
+}  // namespace
+
+std::string onednn_unsupported_reason(DType w, const MatmulOptions& opts) {
+  if (w != DType::f32 && w != DType::bf16 && w != DType::f16) return "oneDNN takes f32, f16 or bf16 weights only";
+  if (w == DType::f16 && !opts.allow_bf16_compute) {
+    return "oneDNN 2.6 has no f16 matmul on the CPU (MatmulOptions::allow_bf16_compute converts it to bf16 once)";
+  }
+  if (compute_type(w, opts) == DnnlType::bf16 && !cpu::isa_supported(cpu::Isa::avx512)) {
+    return "oneDNN 2.6 multiplies bf16 only on CPUs with AVX-512";
+  }
+  return {};
+}
+
+void prepare_onednn(const MatmulWeight& w, int64_t max_m, const MatmulOptions& opts) {
+  std::lock_guard lock(w.packs().mutex);
+  OnednnPack& pack = pack_of(w, opts);
+  try {
+    // Only the packed weight is kept: primitives depend on the pool's size, known at the call.
+    ensure_layout(pack, w, describe(pack, w, max_m, w.k(), w.n()));
+  } catch (const dnnl::error& e) {
+    fail("matmul", "oneDNN cannot prepare a {}x{} {} weight: {}", w.n(), w.k(), name_of(w.view().dtype()), e.what());
+  }
+}
+
+void run_onednn(const MatmulCall& c) {
+  std::lock_guard lock(c.w.packs().mutex);
+  OnednnPack& pack = pack_of(c.w, c.opts);
+  const int threads = c.pool.size();
+  set_onednn_threads(threads);
+  try {
+    void* src = const_cast<float*>(c.x);
+    int64_t ldx = c.ldx;
+    if (pack.compute == DnnlType::bf16) {
+      // oneDNN 2.6 has no f32·bf16 matmul: round the activations once, on this thread.
+      uint16_t* xb = bf16_scratch(static_cast<size_t>(c.m * c.k));
+      const auto round = cpu::gemm_table(cpu::active_isa()).round_to_bf16;
+      for (int64_t r = 0; r < c.m; ++r) round(c.x + r * c.ldx, xb + r * c.k, c.k);
+      src = xb;
+      ldx = c.k;
+    }
+    OnednnPack::Primitive& p = find_primitive(pack, c.w, c.m, ldx, c.ldy, threads);
+    const OnednnPack::Layout& layout = pack.layouts[p.layout];
+    memory src_mem(memory::desc({c.m, c.k}, pack.compute, memory::dims{ldx, 1}), cpu_engine(), src);
+    memory dst_mem(memory::desc({c.m, c.n}, DnnlType::f32, memory::dims{c.ldy, 1}), cpu_engine(), c.y);
+    p.matmul.execute(cpu_stream(),
+                     {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, layout.weights}, {DNNL_ARG_DST, dst_mem}});
+    cpu_stream().wait();
+    if (pack.impl != p.impl) pack.impl = p.impl;
+  } catch (const dnnl::error& e) {
+    fail("matmul", "oneDNN failed on x {}x{} times w {}x{} ({}): {}", c.m, c.k, c.n, c.k, name_of(c.w.view().dtype()),
+         e.what());
+  }
+}
+
+std::string onednn_impl_name(const MatmulWeight& w) {
+  std::lock_guard lock(w.packs().mutex);
+  return w.packs().onednn ? w.packs().onednn->impl : std::string();
+}
+
+}  // namespace qilin::detail

@@ -1,0 +1,55 @@
+// Internal to the matmul dispatch point: the paths behind matmul() and the
+// per-weight state they keep. Not installed; nothing outside kernels/ includes it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "kernels/matmul.h"
+
+namespace qilin {
+namespace detail {
+
+// Arguments of one call, checked by matmul(): x [m, k] f32 and y [m, n] f32
+// with contiguous rows (row strides in elements), w [n, k] f32/f16/bf16.
+struct MatmulCall {
+  const float* x;
+  float* y;
+  int64_t m, n, k;
+  int64_t ldx, ldy;
+  const MatmulWeight& w;
+  ThreadPool& pool;
+  const MatmulOptions& opts;
+};
+
+// Own kernels (kernels/cpu/gemm_table.h): `ref` uses the scalar table, `simd`
+// the active ISA level's. Allocation-free after the first call of a shape.
+void run_cpu_kernels(const MatmulCall& call, bool scalar_ref);
+// The name of the kernel run_cpu_kernels would use (for the verbose plan).
+const char* cpu_kernel_name(int64_t m, DType w, bool scalar_ref);
+
+// Eigen at baseline flags, N split across the pool (kernels/matmul_eigen.cpp).
+void run_eigen(const MatmulCall& call);
+
+// oneDNN matmul with the weight reordered once (kernels/matmul_onednn.cpp).
+struct OnednnPack;
+struct OnednnPackDeleter {
+  void operator()(OnednnPack* p) const noexcept;
+};
+// Why oneDNN cannot multiply by this weight; empty when it can.
+std::string onednn_unsupported_reason(DType w, const MatmulOptions& opts);
+void prepare_onednn(const MatmulWeight& w, int64_t max_m, const MatmulOptions& opts);
+void run_onednn(const MatmulCall& call);
+// oneDNN's implementation name for the last primitive used with this weight ("" before any).
+std::string onednn_impl_name(const MatmulWeight& w);
+
+}  // namespace detail
+
+struct MatmulWeight::Packs {
+  std::mutex mutex;  // guards lazy construction of the packs below
+  std::unique_ptr<detail::OnednnPack, detail::OnednnPackDeleter> onednn;
+};
+
+}  // namespace qilin

@@ -1,0 +1,257 @@
+// The matmul dispatch point: every path against the scalar oracle, at every
+// ISA level, over awkward shapes; the plan table; forcing; errors; verbose.
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "core/error.h"
+#include "kernels/cpu/gemm_table.h"
+#include "kernels/matmul.h"
+#include "test_matmul_data.h"
+
+using namespace qilin;
+using qilin::test::Values;
+
+namespace {
+
+struct Shape3 {
+  int64_t k, n;
+};
+// K and N chosen to leave tails after every vector width (8, 16, 32 elements)
+// and register block (4, 8 rows); 4095 is the largest K the oracle runs fast.
+constexpr int64_t kRows[] = {1, 2, 7, 31, 33, 64};
+constexpr Shape3 kShapes[] = {{1, 1}, {17, 7}, {32, 33}, {96, 100}, {576, 31}, {4095, 9}};
+constexpr DType kWeightTypes[] = {DType::f32, DType::f16, DType::bf16};
+
+struct PathCase {
+  MatmulPath path;
+  bool allow_bf16 = false;
+};
+
+bool simd_rounds_x_to_bf16(int64_t m, DType w) {
+  if (w != DType::bf16) return false;
+  const cpu::GemmTable& t = cpu::gemm_table(cpu::active_isa());
+  return (m <= t.gemv_max_m ? t.gemv[2] : t.gemm[2]).wants_bf16_x;
+}
+
+// The largest error a path may make, as a multiple of sum_k |x·w| (see
+// abs_product_sums): f32 accumulation in any order stays within K·2^-24 of it
+// (the oracle sums in double: its own error is negligible); rounding x to bf16
+// (round-to-nearest, 8 significant bits) adds 2^-8, and so does rounding an
+// f32/f16 weight to bf16 when allow_bf16_compute lets oneDNN do it.
+double relative_bound(const PathCase& c, DType w, int64_t m, int64_t k) {
+  double bound = static_cast<double>(k) * 0x1p-24;
+  const bool bf16_x = (c.path == MatmulPath::simd && simd_rounds_x_to_bf16(m, w)) ||
+                      (c.path == MatmulPath::onednn && (w == DType::bf16 || c.allow_bf16));
+  if (bf16_x) bound += 0x1p-8;
+  if (c.path == MatmulPath::onednn && c.allow_bf16 && w != DType::bf16) bound += 0x1p-8;
+  return bound;
+}
+
+std::vector<PathCase> paths_for(DType w) {
+  std::vector<PathCase> paths{{MatmulPath::ref}, {MatmulPath::simd}, {MatmulPath::eigen}, {MatmulPath::automatic}};
+  if (w != DType::f16) paths.push_back({MatmulPath::onednn});
+  if (cpu::isa_supported(cpu::Isa::avx512)) paths.push_back({MatmulPath::onednn, true});
+  return paths;
+}
+
+// Runs every path at every ISA level on one set of operands and compares with the oracle.
+void check_all_paths(Values values, ThreadPool& pool) {
+  test::IsaGuard guard;
+  uint32_t seed = 1;
+  for (DType wt : kWeightTypes) {
+    for (const Shape3& s : kShapes) {
+      const Tensor w = test::random_tensor(s.n, s.k, wt, values, ++seed);
+      for (int64_t m : kRows) {
+        const Tensor x = test::random_tensor(m, s.k, DType::f32, values, ++seed);
+        const std::vector<double> scale = test::abs_product_sums(x, w);
+        Tensor oracle = Tensor::empty({m, s.n}, DType::f32);
+        MatmulWeight weight(w);
+        matmul(x, weight, oracle, pool, {MatmulPath::ref});
+        for (cpu::Isa level : test::supported_levels()) {
+          cpu::set_active_isa(level);
+          for (const PathCase& c : paths_for(wt)) {
+            MatmulOptions opts;
+            opts.force = c.path;
+            opts.allow_bf16_compute = c.allow_bf16;
+            Tensor y = Tensor::zeros({m, s.n}, DType::f32);
+            matmul(x, weight, y, pool, opts);
+            // Integer operands are exact on every path (see Values): no tolerance at all.
+            const PathCase taken{plan_matmul(m, weight, opts), c.allow_bf16};
+            const double rel = values == Values::integers ? 0.0 : relative_bound(taken, wt, m, s.k);
+            double worst = 0;  // largest error as a fraction of what is allowed
+            for (int64_t i = 0; i < m * s.n; ++i) {
+              const double err = std::fabs(double{y.data_as<float>()[i]} - oracle.data_as<float>()[i]);
+              const double allowed = rel * scale[static_cast<size_t>(i)];
+              worst = std::max(worst, err == 0 ? 0.0 : (allowed == 0 ? 1e30 : err / allowed));
+            }
+            INFO("w " << name_of(wt) << " " << s.n << "x" << s.k << ", M=" << m << ", isa " << cpu::name_of(level)
+                      << ", path " << name_of(c.path) << (c.allow_bf16 ? " (bf16 allowed)" : ""));
+            REQUIRE(worst <= 1.0);
+          }
+        }
+      }
+    }
+  }
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Captures what `fn` writes to stderr (file descriptor 2).
+template <class F>
+std::string capture_stderr(F&& fn) {
+  char path[] = "/tmp/qilin_test_matmul_XXXXXX";
+  const int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  std::fflush(stderr);
+  const int saved = dup(2);
+  dup2(fd, 2);
+  fn();
+  std::fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  close(fd);
+  std::string text = read_file(path);
+  std::remove(path);
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE("matmul: every path is exact on integer operands", "[matmul]") {
+  ThreadPool pool(2);
+  check_all_paths(Values::integers, pool);
+}
+
+TEST_CASE("matmul: every path is within its dtype's error bound on real operands", "[matmul]") {
+  ThreadPool pool(2);
+  check_all_paths(Values::reals, pool);
+}
+
+TEST_CASE("matmul: an uneven thread split gives the same result", "[matmul]") {
+  // Three threads on this two-core machine: N splits into ragged ranges.
+  ThreadPool pool3(3), pool1(1);
+  for (DType wt : kWeightTypes) {
+    const Tensor w = test::random_tensor(100, 96, wt, Values::reals, 7);
+    const Tensor x = test::random_tensor(5, 96, DType::f32, Values::reals, 8);
+    for (MatmulPath p : {MatmulPath::simd, MatmulPath::eigen, MatmulPath::ref}) {
+      Tensor y1 = Tensor::zeros({5, 100}, DType::f32), y3 = Tensor::zeros({5, 100}, DType::f32);
+      MatmulWeight weight(w);
+      matmul(x, weight, y1, pool1, {p});
+      matmul(x, weight, y3, pool3, {p});
+      // Each output is computed by one thread in the same order whatever the split: bit-identical.
+      INFO("path " << name_of(p) << ", w " << name_of(wt));
+      REQUIRE(std::memcmp(y1.data(), y3.data(), y1.nbytes()) == 0);
+    }
+  }
+}
+
+TEST_CASE("matmul: the plan follows the table", "[matmul]") {
+  test::IsaGuard guard;
+  const Tensor wf = Tensor::zeros({64, 64}, DType::f32), wb = Tensor::zeros({64, 64}, DType::bf16),
+               wh = Tensor::zeros({64, 64}, DType::f16);
+  const MatmulWeight f32(wf), bf16(wb), f16(wh);
+  cpu::set_active_isa(cpu::Isa::ref);
+  // No AVX2: only portable code.
+  for (const MatmulWeight* w : {&f32, &bf16, &f16}) {
+    REQUIRE(plan_matmul(1, *w) == MatmulPath::eigen);
+    REQUIRE(plan_matmul(512, *w) == MatmulPath::eigen);
+  }
+  if (cpu::isa_supported(cpu::Isa::avx512_bf16)) {
+    cpu::set_active_isa(cpu::best_isa());
+    REQUIRE(plan_matmul(1, f32) == MatmulPath::simd);
+    REQUIRE(plan_matmul(1, bf16) == MatmulPath::simd);
+    REQUIRE(plan_matmul(1, f16) == MatmulPath::simd);
+    REQUIRE(plan_matmul(512, bf16) == MatmulPath::onednn);
+    REQUIRE(plan_matmul(512, f32) == MatmulPath::onednn);
+    REQUIRE(plan_matmul(512, f16) == MatmulPath::simd);
+  }
+  REQUIRE(plan_matmul(512, f32, {MatmulPath::eigen}) == MatmulPath::eigen);
+}
+
+TEST_CASE("matmul: QILIN_MATMUL forces a path, and a bad name is refused", "[matmul]") {
+  const Tensor wf = Tensor::zeros({8, 8}, DType::f32);
+  const MatmulWeight w(wf);
+  setenv("QILIN_MATMUL", "eigen", 1);
+  REQUIRE(plan_matmul(1, w) == MatmulPath::eigen);
+  REQUIRE(plan_matmul(1, w, {MatmulPath::ref}) == MatmulPath::ref);  // the option wins over the environment
+  setenv("QILIN_MATMUL", "blas9000", 1);
+  REQUIRE_THROWS_WITH(plan_matmul(1, w), Catch::Contains("QILIN_MATMUL=blas9000") && Catch::Contains("eigen"));
+  setenv("QILIN_MATMUL", "auto", 1);
+  REQUIRE(plan_matmul(1, w) != MatmulPath::automatic);
+  unsetenv("QILIN_MATMUL");
+  for (int i = 0; i < kMatmulPathCount; ++i) {
+    MatmulPath p;
+    REQUIRE(matmul_path_from_name(name_of(static_cast<MatmulPath>(i)), &p));
+    REQUIRE(p == static_cast<MatmulPath>(i));
+  }
+}
+
+TEST_CASE("matmul: shape, dtype and device errors name the op and the shapes", "[matmul]") {
+  ThreadPool pool(1);
+  const Tensor wt = Tensor::zeros({896, 576}, DType::f32);
+  const MatmulWeight w(wt);
+  const Tensor x = Tensor::zeros({4, 576}, DType::f32), y = Tensor::zeros({4, 896}, DType::f32);
+  const Tensor x_bad = Tensor::zeros({4, 896}, DType::f32), y_bad = Tensor::zeros({4, 895}, DType::f32);
+  REQUIRE_THROWS_WITH(matmul(x_bad, w, y, pool), "[matmul] x is 4x896 but w expects 576 inputs");
+  REQUIRE_THROWS_WITH(matmul(x, w, y_bad, pool), Catch::StartsWith("[matmul] y is 4x895"));
+  const Tensor x_f16 = Tensor::zeros({4, 576}, DType::f16);
+  REQUIRE_THROWS_WITH(matmul(x_f16, w, y, pool), Catch::Contains("[matmul]") && Catch::Contains("f16"));
+
+  const Tensor q = Tensor::zeros({64, 64}, DType::q4_0);
+  REQUIRE_THROWS_WITH(plan_matmul(1, MatmulWeight(q)), "[matmul] weight dtype q4_0 is not supported yet");
+  REQUIRE_THROWS_WITH(MatmulWeight(x.view().reshape({2, 2, 576})),
+                      Catch::Contains("[matmul]") && Catch::Contains("2-D"));
+
+  // A weight on the GPU: the CUDA backend is not wired into matmul yet.
+  const TensorView on_gpu(wt.data(), {896, 576}, DType::f32, Device::cuda);
+  REQUIRE_THROWS_WITH(matmul(x, MatmulWeight(on_gpu), y, pool), Catch::Contains("CUDA backend"));
+  const TensorView x_gpu(x.data(), {4, 576}, DType::f32, Device::cuda);
+  REQUIRE_THROWS_WITH(matmul(x_gpu, w, y, pool), Catch::Contains("CUDA backend"));
+  REQUIRE_THROWS_WITH(matmul(x, w, y, pool, {MatmulPath::cublas}),
+                      Catch::Contains("cublas") && Catch::Contains("CUDA"));
+}
+
+TEST_CASE("matmul: forcing a path that cannot take the weight is an error", "[matmul]") {
+  ThreadPool pool(1);
+  const Tensor wt = Tensor::zeros({16, 16}, DType::f16);
+  const MatmulWeight w(wt);
+  const Tensor x = Tensor::zeros({2, 16}, DType::f32), y = Tensor::zeros({2, 16}, DType::f32);
+  REQUIRE_THROWS_WITH(matmul(x, w, y, pool, {MatmulPath::onednn}),
+                      Catch::Contains("[matmul] path onednn cannot multiply by a f16 weight"));
+  REQUIRE_THROWS_WITH(matmul(x, w, y, pool, {MatmulPath::cuda}), Catch::Contains("CUDA backend"));
+}
+
+TEST_CASE("matmul: verbose prints the plan once per shape", "[matmul]") {
+  ThreadPool pool(1);
+  const Tensor wt = test::random_tensor(24, 40, DType::bf16, Values::integers, 9);
+  const MatmulWeight w(wt);
+  const Tensor x = Tensor::zeros({3, 40}, DType::f32), y = Tensor::zeros({3, 24}, DType::f32);
+  MatmulOptions opts;
+  opts.verbose = true;
+  opts.force = MatmulPath::simd;
+  const std::string text = capture_stderr([&] {
+    matmul(x, w, y, pool, opts);
+    matmul(x, w, y, pool, opts);
+  });
+  INFO(text);
+  REQUIRE(text.find("[matmul] M=3 N=24 K=40 w=bf16 -> simd") != std::string::npos);
+  REQUIRE(text.find("[matmul]") == text.rfind("[matmul]"));  // once
+  setenv("QILIN_VERBOSE", "1", 1);
+  opts.verbose = false;
+  opts.force = MatmulPath::eigen;
+  const std::string text2 = capture_stderr([&] { matmul(x, w, y, pool, opts); });
+  unsetenv("QILIN_VERBOSE");
+  REQUIRE(text2.find("-> eigen") != std::string::npos);
+}
