@@ -1,0 +1,8 @@
+// avx2 versions of the non-matmul kernels (kernels/cpu/ops_table.h).
+#include "kernels/cpu/ops_table.h"
+
+namespace qilin::cpu {
+
+void fill_ops_avx2(OpsTable& t) noexcept { (void)t; }
+
+}  // namespace qilin::cpu

@@ -1,0 +1,76 @@
+// The non-matmul CPU kernels (norms, activations, softmax, RoPE, embedding rows,
+// attention) as one table of function pointers per ISA level.
+//
+// Every entry works on one row / one vector, is noexcept and trusts its
+// arguments; kernels/ops.h checks shapes and splits the rows over threads.
+// The ref level (kernels/cpu/ref/) fills every entry with plain scalar C++ and is
+// the oracle in tests; each higher level starts as a copy of the one below and
+// overrides the entries it does better.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/isa.h"
+
+namespace qilin::cpu {
+
+// Attention kernels keep per-query accumulators on the stack, so head_dim is bounded;
+// the context length is not (scores are streamed through an online softmax).
+inline constexpr int64_t kAttentionMaxHeadDim = 512;
+// Queries of one KV group processed together (larger groups are split).
+inline constexpr int64_t kAttentionMaxGroup = 8;
+
+struct OpsTable {
+  // Elementwise over n floats. y may alias a, b or x (in-place use).
+  void (*add)(const float* a, const float* b, float* y, int64_t n) noexcept;
+  void (*mul)(const float* a, const float* b, float* y, int64_t n) noexcept;
+  void (*scale)(const float* x, float s, float* y, int64_t n) noexcept;
+
+  // Activations; y may alias x (and gate/up for swiglu).
+  void (*silu)(const float* x, float* y, int64_t n) noexcept;
+  void (*gelu_tanh)(const float* x, float* y, int64_t n) noexcept;                   // GPT-2's tanh approximation
+  void (*gelu_erf)(const float* x, float* y, int64_t n) noexcept;                    // exact: 0.5 x (1 + erf(x/sqrt 2))
+  void (*swiglu)(const float* gate, const float* up, float* y, int64_t n) noexcept;  // silu(gate) * up
+
+  // y = x / sqrt(mean(x^2) + eps) * w. y may alias x.
+  void (*rmsnorm)(const float* x, const float* w, float eps, float* y, int64_t n) noexcept;
+  // y = (x - mean) / sqrt(var + eps) * w + b; b may be null. y may alias x.
+  void (*layernorm)(const float* x, const float* w, const float* b, float eps, float* y, int64_t n) noexcept;
+  // y = exp(x - max) / sum; y may alias x.
+  void (*softmax)(const float* x, float* y, int64_t n) noexcept;
+
+  // Rotates the first rot_dim elements of each of `n_heads` vectors (x + h * head_stride)
+  // in place; cos/sin hold rot_dim/2 angles of one position.
+  //   neox:        pairs (i, i + rot_dim/2)     (Llama, Qwen: "rotate_half")
+  //   interleaved: pairs (2i, 2i + 1)           (GPT-J, GLM)
+  void (*rope_neox)(float* x, int64_t n_heads, int64_t head_stride, int64_t rot_dim, const float* cos,
+                    const float* sin) noexcept;
+  void (*rope_interleaved)(float* x, int64_t n_heads, int64_t head_stride, int64_t rot_dim, const float* cos,
+                           const float* sin) noexcept;
+
+  // Embedding rows of 16-bit tables to f32.
+  void (*f16_row_to_f32)(const uint16_t* src, float* dst, int64_t n) noexcept;
+  void (*bf16_row_to_f32)(const uint16_t* src, float* dst, int64_t n) noexcept;
+
+  // Causal attention of n_q query vectors that share one KV head, over the
+  // first n_ctx cache positions:
+  //   out_i = sum_j softmax_j(scale * q_i . k_j) v_j      j in [0, n_ctx)
+  // q and out are n_q rows of head_dim floats (row stride head_dim); k and v are
+  // n_ctx rows of head_dim elements (row stride head_dim), f32 or IEEE f16.
+  // n_q <= kAttentionMaxGroup, head_dim <= kAttentionMaxHeadDim, n_ctx >= 1.
+  void (*attention_f32)(const float* q, int64_t n_q, const float* k, const float* v, int64_t n_ctx, int64_t head_dim,
+                        float scale, float* out) noexcept;
+  void (*attention_f16)(const float* q, int64_t n_q, const uint16_t* k, const uint16_t* v, int64_t n_ctx,
+                        int64_t head_dim, float scale, float* out) noexcept;
+};
+
+// The table of one level; every level is built once, on first use. A level
+// above what this CPU supports is still a valid table, but must not be called.
+const OpsTable& ops_table(Isa isa) noexcept;
+
+// Per-level fillers (each in its own translation unit, compiled with its flags).
+void fill_ops_ref(OpsTable& t) noexcept;
+void fill_ops_avx2(OpsTable& t) noexcept;
+void fill_ops_avx512(OpsTable& t) noexcept;
+
+}  // namespace qilin::cpu

@@ -1,0 +1,173 @@
+// Scalar reference versions of every non-matmul kernel (kernels/cpu/ops_table.h).
+//
+// These are the oracle of the SIMD levels and the path for CPUs without AVX2:
+// plain loops, accumulations and transcendental functions in double, results
+// rounded once to f32.
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "core/half.h"
+#include "kernels/cpu/ops_table.h"
+
+namespace qilin::cpu {
+namespace {
+
+void add(const float* a, const float* b, float* y, int64_t n) noexcept {
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+}
+void mul(const float* a, const float* b, float* y, int64_t n) noexcept {
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i];
+}
+void scale(const float* x, float s, float* y, int64_t n) noexcept {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * s;
+}
+
+double silu_of(double x) { return x / (1.0 + std::exp(-x)); }
+
+void silu(const float* x, float* y, int64_t n) noexcept {
+  for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(silu_of(x[i]));
+}
+void gelu_tanh(const float* x, float* y, int64_t n) noexcept {
+  const double k = std::sqrt(2.0 / M_PI);
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = x[i];
+    y[i] = static_cast<float>(0.5 * v * (1.0 + std::tanh(k * (v + 0.044715 * v * v * v))));
+  }
+}
+void gelu_erf(const float* x, float* y, int64_t n) noexcept {
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = x[i];
+    y[i] = static_cast<float>(0.5 * v * (1.0 + std::erf(v * M_SQRT1_2)));
+  }
+}
+void swiglu(const float* gate, const float* up, float* y, int64_t n) noexcept {
+  for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(silu_of(gate[i]) * up[i]);
+}
+
+void rmsnorm(const float* x, const float* w, float eps, float* y, int64_t n) noexcept {
+  double sum_sq = 0;
+  for (int64_t i = 0; i < n; ++i) sum_sq += static_cast<double>(x[i]) * x[i];
+  const double inv_rms = 1.0 / std::sqrt(sum_sq / static_cast<double>(n) + eps);
+  for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(x[i] * inv_rms * w[i]);
+}
+
+void layernorm(const float* x, const float* w, const float* b, float eps, float* y, int64_t n) noexcept {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += x[i];
+  const double mean = sum / static_cast<double>(n);
+  double sum_sq = 0;  // two passes: no cancellation for rows with a large mean
+  for (int64_t i = 0; i < n; ++i) sum_sq += (x[i] - mean) * (x[i] - mean);
+  const double inv_std = 1.0 / std::sqrt(sum_sq / static_cast<double>(n) + eps);
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = (x[i] - mean) * inv_std * w[i];
+    y[i] = static_cast<float>(b ? v + b[i] : v);
+  }
+}
+
+void softmax(const float* x, float* y, int64_t n) noexcept {
+  float max = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) max = x[i] > max ? x[i] : max;
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(x[i]) - max);
+  // Exponentials are recomputed, not stored: y may alias x, and each element is rounded once.
+  for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(std::exp(static_cast<double>(x[i]) - max) / sum);
+}
+
+void rotate_pair(float* a, float* b, float c, float s) {
+  const double x0 = *a, x1 = *b;
+  *a = static_cast<float>(x0 * c - x1 * s);
+  *b = static_cast<float>(x0 * s + x1 * c);
+}
+
+void rope_neox(float* x, int64_t n_heads, int64_t head_stride, int64_t rot_dim, const float* cos,
+               const float* sin) noexcept {
+  const int64_t half = rot_dim / 2;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* v = x + h * head_stride;
+    for (int64_t i = 0; i < half; ++i) rotate_pair(v + i, v + i + half, cos[i], sin[i]);
+  }
+}
+
+void rope_interleaved(float* x, int64_t n_heads, int64_t head_stride, int64_t rot_dim, const float* cos,
+                      const float* sin) noexcept {
+  const int64_t half = rot_dim / 2;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* v = x + h * head_stride;
+    for (int64_t i = 0; i < half; ++i) rotate_pair(v + 2 * i, v + 2 * i + 1, cos[i], sin[i]);
+  }
+}
+
+void f16_row_to_f32(const uint16_t* src, float* dst, int64_t n) noexcept {
+  for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(src[i]);
+}
+void bf16_row_to_f32(const uint16_t* src, float* dst, int64_t n) noexcept {
+  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
+}
+
+float load(const float* p) { return *p; }
+float load(const uint16_t* p) { return f16_to_f32(*p); }
+
+// Online (streaming) softmax in double: one pass over the keys, rescaling the
+// running sum and accumulator whenever a new maximum appears, so no score buffer
+// is needed and the context length is unbounded.
+template <class KV>
+void attention(const float* q, int64_t n_q, const KV* k, const KV* v, int64_t n_ctx, int64_t head_dim, float scale,
+               float* out) noexcept {
+  double acc[kAttentionMaxHeadDim];
+  for (int64_t i = 0; i < n_q; ++i) {
+    const float* qi = q + i * head_dim;
+    double max = -std::numeric_limits<double>::infinity(), sum = 0;
+    for (int64_t d = 0; d < head_dim; ++d) acc[d] = 0;
+    for (int64_t j = 0; j < n_ctx; ++j) {
+      const KV* kj = k + j * head_dim;
+      const KV* vj = v + j * head_dim;
+      double dot = 0;
+      for (int64_t d = 0; d < head_dim; ++d) dot += static_cast<double>(qi[d]) * load(kj + d);
+      const double s = dot * scale;
+      if (s > max) {
+        const double correction = std::exp(max - s);  // exp(-inf) = 0 on the first key
+        sum *= correction;
+        for (int64_t d = 0; d < head_dim; ++d) acc[d] *= correction;
+        max = s;
+      }
+      const double p = std::exp(s - max);
+      sum += p;
+      for (int64_t d = 0; d < head_dim; ++d) acc[d] += p * load(vj + d);
+    }
+    float* oi = out + i * head_dim;
+    for (int64_t d = 0; d < head_dim; ++d) oi[d] = static_cast<float>(acc[d] / sum);
+  }
+}
+
+void attention_f32(const float* q, int64_t n_q, const float* k, const float* v, int64_t n_ctx, int64_t head_dim,
+                   float scale, float* out) noexcept {
+  attention(q, n_q, k, v, n_ctx, head_dim, scale, out);
+}
+void attention_f16(const float* q, int64_t n_q, const uint16_t* k, const uint16_t* v, int64_t n_ctx, int64_t head_dim,
+                   float scale, float* out) noexcept {
+  attention(q, n_q, k, v, n_ctx, head_dim, scale, out);
+}
+
+}  // namespace
+
+void fill_ops_ref(OpsTable& t) noexcept {
+  t.add = add;
+  t.mul = mul;
+  t.scale = scale;
+  t.silu = silu;
+  t.gelu_tanh = gelu_tanh;
+  t.gelu_erf = gelu_erf;
+  t.swiglu = swiglu;
+  t.rmsnorm = rmsnorm;
+  t.layernorm = layernorm;
+  t.softmax = softmax;
+  t.rope_neox = rope_neox;
+  t.rope_interleaved = rope_interleaved;
+  t.f16_row_to_f32 = f16_row_to_f32;
+  t.bf16_row_to_f32 = bf16_row_to_f32;
+  t.attention_f32 = attention_f32;
+  t.attention_f16 = attention_f16;
+}
+
+}  // namespace qilin::cpu
