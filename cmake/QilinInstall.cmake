@@ -2,11 +2,11 @@
 # package so that an outside project can find_package(qilin) and link qilin::qilin.
 include(CMakePackageConfigHelpers)
 
-install(TARGETS qilin qilin_core qilin_kernels EXPORT qilinTargets
+install(TARGETS qilin ${QILIN_LAYER_TARGETS} EXPORT qilinTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-foreach(dir core kernels)
+foreach(dir core kernels models)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${dir}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/qilin/${dir}
           FILES_MATCHING PATTERN "*.h")
 endforeach()
