@@ -7,6 +7,9 @@ install(TARGETS qilin ${QILIN_LAYER_TARGETS} EXPORT qilinTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 foreach(dir core kernels models)
+  if(NOT IS_DIRECTORY ${PROJECT_SOURCE_DIR}/${dir})
+    continue()
+  endif()
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${dir}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/qilin/${dir}
           FILES_MATCHING PATTERN "*.h")
 endforeach()
