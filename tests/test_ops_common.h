@@ -5,6 +5,8 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -52,7 +54,8 @@ void at_ref(F&& fn) {
 
 // Every |got - want| <= abs_tol + rel_tol * |want|; NaN anywhere fails. Reports the worst element.
 template <class Want>
-void require_close(const std::vector<float>& got, const std::vector<Want>& want, double abs_tol, double rel_tol) {
+void require_close_at(const char* file, int line, const std::vector<float>& got, const std::vector<Want>& want,
+                      double abs_tol, double rel_tol) {
   REQUIRE(got.size() == want.size());
   double worst = 0;  // error / allowed error: <= 1 passes
   size_t worst_i = 0;
@@ -69,7 +72,11 @@ void require_close(const std::vector<float>& got, const std::vector<Want>& want,
   INFO("worst element " << worst_i << " of " << got.size() << ": got " << got[worst_i] << ", want "
                         << static_cast<double>(want[worst_i]) << " (abs_tol " << abs_tol << ", rel_tol " << rel_tol
                         << ", error/allowed " << worst << ")");
+  // QILIN_TEST_SHOW_ERRORS=1 prints how much of each tolerance was used (for tuning them).
+  if (std::getenv("QILIN_TEST_SHOW_ERRORS")) std::printf("%s:%d error/allowed %.3g\n", file, line, worst);
   REQUIRE(worst <= 1.0);
 }
 
 }  // namespace qilin::test
+
+#define require_close(...) ::qilin::test::require_close_at(__FILE__, __LINE__, __VA_ARGS__)

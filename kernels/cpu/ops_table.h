@@ -72,5 +72,8 @@ const OpsTable& ops_table(Isa isa) noexcept;
 void fill_ops_ref(OpsTable& t) noexcept;
 void fill_ops_avx2(OpsTable& t) noexcept;
 void fill_ops_avx512(OpsTable& t) noexcept;
+// The attention entries, kept in their own translation units (called by the fillers above).
+void fill_ops_attention_avx2(OpsTable& t) noexcept;
+void fill_ops_attention_avx512(OpsTable& t) noexcept;
 
 }  // namespace qilin::cpu

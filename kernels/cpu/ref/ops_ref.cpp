@@ -28,11 +28,13 @@ double silu_of(double x) { return x / (1.0 + std::exp(-x)); }
 void silu(const float* x, float* y, int64_t n) noexcept {
   for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(silu_of(x[i]));
 }
+// 0.5 x (1 + tanh(u)) written as x / (1 + e^(-2u)): the same function without the
+// cancellation of 1 + tanh(u) for negative x.
 void gelu_tanh(const float* x, float* y, int64_t n) noexcept {
   const double k = std::sqrt(2.0 / M_PI);
   for (int64_t i = 0; i < n; ++i) {
     const double v = x[i];
-    y[i] = static_cast<float>(0.5 * v * (1.0 + std::tanh(k * (v + 0.044715 * v * v * v))));
+    y[i] = static_cast<float>(v / (1.0 + std::exp(-2.0 * k * (v + 0.044715 * v * v * v))));
   }
 }
 void gelu_erf(const float* x, float* y, int64_t n) noexcept {
