@@ -1,0 +1,192 @@
+// AVX-512 causal attention of a group of queries sharing one KV head
+// (OpsTable::attention_f32 / attention_f16, kernels/cpu/ops_table.h).
+//
+// The same scheme as the AVX2 level (kernels/cpu/avx2/ops_attention_avx2.cpp):
+// keys stream in chunks through an online softmax; scores are computed 8 keys at
+// a time and reduced together; the group's accumulators for each 16-wide slice
+// of head_dim stay in registers while the chunk's V rows stream past. An f16
+// cache is converted chunk by chunk into stack buffers. Tails of head_dim are
+// masked loads, so odd head sizes need no scalar code.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "kernels/cpu/avx512/ops_math_avx512.h"
+#include "kernels/cpu/ops_table.h"
+
+namespace qilin::cpu {
+namespace {
+
+using namespace avx512;
+
+constexpr int64_t kMaxChunk = 64;           // keys per chunk
+constexpr int64_t kChunkFloats = 64 * 128;  // f16 conversion buffer: kMaxChunk keys of head_dim 128
+
+// Keys per chunk: a multiple of 8, at most kMaxChunk, and chunk * head_dim <= kChunkFloats.
+inline int64_t chunk_keys(int64_t head_dim) {
+  int64_t c = kChunkFloats / head_dim / 8 * 8;
+  return c < 8 ? 8 : (c > kMaxChunk ? kMaxChunk : c);
+}
+
+inline __m256 fold(__m512 v) {
+  return _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+// Reduces eight 16-lane sums to one vector of their eight totals.
+inline __m256 reduce8(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m512 a5, __m512 a6, __m512 a7) {
+  const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(fold(a0), fold(a1)), _mm256_hadd_ps(fold(a2), fold(a3)));
+  const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(fold(a4), fold(a5)), _mm256_hadd_ps(fold(a6), fold(a7)));
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+// scores[j] = scale * q . k_j for j in [0, n) (n <= 8); k_j = k + j * head_dim.
+// Rows past n repeat the last one (valid memory) and their scores are -inf.
+inline void score_block(const float* q, const float* k, int64_t n, int64_t head_dim, float scale, float* scores) {
+  const float* r[8];
+  for (int64_t j = 0; j < 8; ++j) r[j] = k + (j < n ? j : n - 1) * head_dim;
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  for (int64_t d = 0; d < head_dim; d += 16) {
+    const __mmask16 m = tail_mask(head_dim - d < 16 ? head_dim - d : 16);
+    const __m512 qv = _mm512_maskz_loadu_ps(m, q + d);  // zero lanes cancel whatever k holds there
+    a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[0] + d), qv, a0);
+    a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[1] + d), qv, a1);
+    a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[2] + d), qv, a2);
+    a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[3] + d), qv, a3);
+    a4 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[4] + d), qv, a4);
+    a5 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[5] + d), qv, a5);
+    a6 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[6] + d), qv, a6);
+    a7 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[7] + d), qv, a7);
+  }
+  const __m256 dots = _mm256_mul_ps(reduce8(a0, a1, a2, a3, a4, a5, a6, a7), _mm256_set1_ps(scale));
+  const __mmask8 valid = static_cast<__mmask8>((1u << n) - 1u);
+  _mm256_storeu_ps(scores, _mm256_mask_blend_ps(valid, _mm256_set1_ps(-__builtin_inff()), dots));
+}
+
+// acc[g][d..] += sum_j p[g][j] v_j[d..] over the chunk, for the 16-wide slice at d (masked by m).
+template <int G>
+inline void accumulate_slice(const float* p, int64_t p_stride, const float* v, int64_t n, int64_t head_dim, int64_t d,
+                             float* acc, __mmask16 m) {
+  __m512 a[G];
+  for (int g = 0; g < G; ++g) a[g] = _mm512_maskz_loadu_ps(m, acc + g * head_dim + d);
+  for (int64_t j = 0; j < n; ++j) {
+    const __m512 vv = _mm512_maskz_loadu_ps(m, v + j * head_dim + d);
+    for (int g = 0; g < G; ++g) a[g] = _mm512_fmadd_ps(_mm512_set1_ps(p[g * p_stride + j]), vv, a[g]);
+  }
+  for (int g = 0; g < G; ++g) _mm512_mask_storeu_ps(acc + g * head_dim + d, m, a[g]);
+}
+
+template <int G>
+void accumulate(const float* p, int64_t p_stride, const float* v, int64_t n, int64_t head_dim, float* acc) {
+  for (int64_t d = 0; d < head_dim; d += 16) {
+    accumulate_slice<G>(p, p_stride, v, n, head_dim, d, acc, tail_mask(head_dim - d < 16 ? head_dim - d : 16));
+  }
+}
+
+using AccumulateFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*);
+constexpr AccumulateFn kAccumulate[kAttentionMaxGroup + 1] = {nullptr,       accumulate<1>, accumulate<2>,
+                                                              accumulate<3>, accumulate<4>, accumulate<5>,
+                                                              accumulate<6>, accumulate<7>, accumulate<8>};
+
+inline void convert_rows(const uint16_t* src, float* dst, int64_t count) {
+  for (int64_t i = 0; i < count; i += 16) {
+    const __mmask16 m = tail_mask(count - i < 16 ? count - i : 16);
+    _mm512_mask_storeu_ps(dst + i, m, _mm512_maskz_cvtph_ps(m, _mm256_maskz_loadu_epi16(m, src + i)));
+  }
+}
+
+// Stack buffers for one chunk of an f16 cache converted to f32; none for an f32 cache.
+template <class KV>
+struct ChunkBuffers {};
+template <>
+struct ChunkBuffers<uint16_t> {
+  alignas(64) float k[kChunkFloats];
+  alignas(64) float v[kChunkFloats];
+};
+
+template <class KV>
+void attention(const float* q, int64_t n_q, const KV* k, const KV* v, int64_t n_ctx, int64_t head_dim, float scale,
+               float* out) noexcept {
+  alignas(64) float acc[kAttentionMaxGroup * kAttentionMaxHeadDim];
+  alignas(64) float p[kAttentionMaxGroup * kMaxChunk];  // scores, then softmax weights, of one chunk
+  float max[kAttentionMaxGroup], sum[kAttentionMaxGroup];
+  [[maybe_unused]] ChunkBuffers<KV> buffers;
+  for (int64_t i = 0; i < n_q * head_dim; ++i) acc[i] = 0.0f;
+  for (int64_t g = 0; g < n_q; ++g) max[g] = -__builtin_inff(), sum[g] = 0.0f;
+  const int64_t chunk = chunk_keys(head_dim);
+  const AccumulateFn accumulate_group = kAccumulate[n_q];
+  const __m512 minus_inf = _mm512_set1_ps(-__builtin_inff());
+
+  for (int64_t c0 = 0; c0 < n_ctx; c0 += chunk) {
+    const int64_t n = n_ctx - c0 < chunk ? n_ctx - c0 : chunk;
+    const float* kc;
+    const float* vc;
+    if constexpr (sizeof(KV) == 2) {
+      convert_rows(k + c0 * head_dim, buffers.k, n * head_dim);
+      convert_rows(v + c0 * head_dim, buffers.v, n * head_dim);
+      kc = buffers.k, vc = buffers.v;
+    } else {
+      kc = k + c0 * head_dim, vc = v + c0 * head_dim;
+    }
+    for (int64_t j = 0; j < n; j += 8) {
+      for (int64_t g = 0; g < n_q; ++g) {
+        score_block(q + g * head_dim, kc + j * head_dim, n - j < 8 ? n - j : 8, head_dim, scale, p + g * kMaxChunk + j);
+      }
+    }
+    // Online softmax: weights relative to the running max; rescale what came before.
+    for (int64_t g = 0; g < n_q; ++g) {
+      float* pg = p + g * kMaxChunk;
+      __m512 vmax = _mm512_set1_ps(max[g]);
+      for (int64_t j = 0; j < n; j += 16) {
+        vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(minus_inf, tail_mask(n - j < 16 ? n - j : 16), pg + j));
+      }
+      const float new_max = _mm512_reduce_max_ps(vmax);
+      const __m512 vm = _mm512_set1_ps(new_max);
+      __m512 vsum = _mm512_setzero_ps();
+      for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 m = tail_mask(n - j < 16 ? n - j : 16);
+        const __m512 e = _mm512_maskz_mov_ps(m, exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, pg + j), vm)));
+        _mm512_mask_storeu_ps(pg + j, m, e);
+        vsum = _mm512_add_ps(vsum, e);
+      }
+      if (new_max > max[g]) {
+        // 0 on the first chunk (max = -inf); the accumulator is still zero then.
+        const __m512 correction = exp(_mm512_set1_ps(max[g] - new_max));
+        float* ag = acc + g * head_dim;
+        for (int64_t d = 0; d < head_dim; d += 16) {
+          const __mmask16 m = tail_mask(head_dim - d < 16 ? head_dim - d : 16);
+          _mm512_mask_storeu_ps(ag + d, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, ag + d), correction));
+        }
+        sum[g] *= _mm512_cvtss_f32(correction);
+        max[g] = new_max;
+      }
+      sum[g] += _mm512_reduce_add_ps(vsum);
+    }
+    accumulate_group(p, kMaxChunk, vc, n, head_dim, acc);
+  }
+  for (int64_t g = 0; g < n_q; ++g) {
+    const __m512 inv = _mm512_set1_ps(1.0f / sum[g]);
+    for (int64_t d = 0; d < head_dim; d += 16) {
+      const __mmask16 m = tail_mask(head_dim - d < 16 ? head_dim - d : 16);
+      _mm512_mask_storeu_ps(out + g * head_dim + d, m,
+                            _mm512_mul_ps(_mm512_maskz_loadu_ps(m, acc + g * head_dim + d), inv));
+    }
+  }
+}
+
+void attention_f32(const float* q, int64_t n_q, const float* k, const float* v, int64_t n_ctx, int64_t head_dim,
+                   float scale, float* out) noexcept {
+  attention(q, n_q, k, v, n_ctx, head_dim, scale, out);
+}
+void attention_f16(const float* q, int64_t n_q, const uint16_t* k, const uint16_t* v, int64_t n_ctx, int64_t head_dim,
+                   float scale, float* out) noexcept {
+  attention(q, n_q, k, v, n_ctx, head_dim, scale, out);
+}
+
+}  // namespace
+
+void fill_ops_attention_avx512(OpsTable& t) noexcept {
+  t.attention_f32 = attention_f32;
+  t.attention_f16 = attention_f16;
+}
+
+}  // namespace qilin::cpu
