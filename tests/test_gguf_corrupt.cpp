@@ -99,8 +99,12 @@ std::vector<uint8_t> python_file() {
 
 }  // namespace
 
-TEST_CASE("gguf corrupt: the hand-made baseline is valid", "[gguf]") {
+TEST_CASE("gguf corrupt: the hand-made baseline is valid, as v2 and as v3", "[gguf]") {
+  RawFile v2;
+  v2.version = 2;  // v2 and v3 share the little-endian layout (v3 only added big-endian files)
+  REQUIRE(parse(v2.build()).version() == 2);
   const GgufFile f = parse(RawFile().build());
+  REQUIRE(f.version() == 3);
   REQUIRE(f.tensors().size() == 2);
   REQUIRE(f.require_tensor("a").shape == Shape{2, 8});
   REQUIRE(f.require_tensor("b").dtype == DType::q8_0);
