@@ -1,0 +1,25 @@
+// This machine's own limits, measured in the same run as the benchmarks that
+// are judged against them: DRAM streaming-read bandwidth (decode, M = 1, is a
+// weight stream) and the f32 FMA peak (prefill, large M, is arithmetic).
+#pragma once
+
+#include <cstddef>
+
+#include "core/thread_pool.h"
+
+namespace qilin::bench {
+
+// Bytes/s (in GB/s) that the pool's threads read from a buffer of `bytes`,
+// each thread streaming its own contiguous slice; the best of `passes` passes.
+// The default working set (1 GiB) is far beyond any last-level cache.
+double measure_read_gbs(ThreadPool& pool, size_t bytes = size_t{1} << 30, int passes = 5);
+
+// f32 GFLOP/s of back-to-back independent FMAs on every thread of the pool:
+// AVX-512 (16 lanes) when the CPU has it, else AVX2 (8 lanes); best of `passes`.
+double measure_fma_gflops(ThreadPool& pool, int passes = 5);
+
+// The probes above for `threads` threads, measured on first use and cached for the run.
+double dram_read_gbs(int threads);
+double fma_peak_gflops(int threads);
+
+}  // namespace qilin::bench
