@@ -134,6 +134,27 @@ TEST_CASE("ops: attention stays finite and accurate with peaky scores and a cust
   });
 }
 
+TEST_CASE("ops: attention rescales correctly when every chunk of keys brings a new maximum", "[ops][attention]") {
+  ThreadPool pool(1);
+  const int64_t n_heads = 2, n_kv = 1, head_dim = 64, pos0 = 299, max_pos = 300;
+  Cache cache(DType::f32, n_kv, max_pos, head_dim, max_pos, 15);
+  auto q = random_floats(static_cast<size_t>(n_heads * head_dim), -1, 1, 16);
+  // k_j = (j / 100) q_0: head 0's scores rise with j, so each chunk raises the running max.
+  for (int64_t j = 0; j < max_pos; ++j) {
+    for (int64_t d = 0; d < head_dim; ++d) {
+      cache.k[static_cast<size_t>(j * head_dim + d)] = static_cast<float>(j) / 100.0f * q[static_cast<size_t>(d)];
+    }
+  }
+  const Shape shape{1, n_heads, head_dim};
+  const auto exact = naive_attention(q, 1, n_heads, head_dim, cache.k, cache.v, n_kv, max_pos, pos0, 0.125);
+  for_each_isa([&](cpu::Isa) {
+    std::vector<float> out(q.size());
+    attention(view_of(q, shape), cache.k_view, cache.v_view, pos0, view_of(out, shape), pool);
+    // Scores reach about 3 |q|^2 / 8 ~ 8, 8x the random case's: 8 x 3e-6.
+    require_close(out, exact, 2.4e-5, 0);
+  });
+}
+
 TEST_CASE("ops: attention rejects mismatched shapes, dtypes and positions", "[ops][attention][errors]") {
   ThreadPool pool(1);
   std::vector<float> q(2 * 14 * 64), out(q.size()), k(2 * 32 * 64), v(k.size());

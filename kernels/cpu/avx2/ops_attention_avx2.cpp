@@ -162,8 +162,8 @@ void attention(const float* q, int64_t n_q, const KV* k, const KV* v, int64_t n_
         _mm256_storeu_ps(pg + j, e);
         vsum = _mm256_add_ps(vsum, e);
       }
-      if (new_max > max[g]) {
-        const float correction = exp1(max[g] - new_max);  // 0 on the first chunk (max = -inf)
+      if (new_max > max[g] && max[g] != -__builtin_inff()) {  // on the first chunk sum and acc are still 0
+        const float correction = exp1(max[g] - new_max);
         const __m256 vcorr = _mm256_set1_ps(correction);
         float* ag = acc + g * head_dim;
         for (int64_t d = 0; d < head_dim; d += 8) {
@@ -171,8 +171,8 @@ void attention(const float* q, int64_t n_q, const KV* k, const KV* v, int64_t n_
           _mm256_maskstore_ps(ag + d, m, _mm256_mul_ps(_mm256_maskload_ps(ag + d, m), vcorr));
         }
         sum[g] *= correction;
-        max[g] = new_max;
       }
+      max[g] = new_max;
       sum[g] += hsum(vsum);
     }
     accumulate_group(p, kMaxChunk, vc, n, head_dim, acc);

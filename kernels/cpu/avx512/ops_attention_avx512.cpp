@@ -39,46 +39,84 @@ inline __m256 reduce8(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m
   return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
-// scores[j] = scale * q . k_j for j in [0, n) (n <= 8); k_j = k + j * head_dim.
+// scores[g][j] = scale * q_g . k_j for the n_q queries (q_g = q + g * head_dim) and
+// keys j in [0, n) (n <= 8, k_j = k + j * head_dim); scores rows are p_stride apart.
 // Rows past n repeat the last one (valid memory) and their scores are -inf.
-inline void score_block(const float* q, const float* k, int64_t n, int64_t head_dim, float scale, float* scores) {
+inline void score_block(const float* q, int64_t n_q, const float* k, int64_t n, int64_t head_dim, float scale,
+                        float* scores, int64_t p_stride) {
   const float* r[8];
   for (int64_t j = 0; j < 8; ++j) r[j] = k + (j < n ? j : n - 1) * head_dim;
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-  for (int64_t d = 0; d < head_dim; d += 16) {
-    const __mmask16 m = tail_mask(head_dim - d < 16 ? head_dim - d : 16);
-    const __m512 qv = _mm512_maskz_loadu_ps(m, q + d);  // zero lanes cancel whatever k holds there
-    a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[0] + d), qv, a0);
-    a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[1] + d), qv, a1);
-    a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[2] + d), qv, a2);
-    a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[3] + d), qv, a3);
-    a4 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[4] + d), qv, a4);
-    a5 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[5] + d), qv, a5);
-    a6 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[6] + d), qv, a6);
-    a7 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[7] + d), qv, a7);
-  }
-  const __m256 dots = _mm256_mul_ps(reduce8(a0, a1, a2, a3, a4, a5, a6, a7), _mm256_set1_ps(scale));
+  const __m256 minus_inf = _mm256_set1_ps(-__builtin_inff()), vscale = _mm256_set1_ps(scale);
   const __mmask8 valid = static_cast<__mmask8>((1u << n) - 1u);
-  _mm256_storeu_ps(scores, _mm256_mask_blend_ps(valid, _mm256_set1_ps(-__builtin_inff()), dots));
-}
-
-// acc[g][d..] += sum_j p[g][j] v_j[d..] over the chunk, for the 16-wide slice at d (masked by m).
-template <int G>
-inline void accumulate_slice(const float* p, int64_t p_stride, const float* v, int64_t n, int64_t head_dim, int64_t d,
-                             float* acc, __mmask16 m) {
-  __m512 a[G];
-  for (int g = 0; g < G; ++g) a[g] = _mm512_maskz_loadu_ps(m, acc + g * head_dim + d);
-  for (int64_t j = 0; j < n; ++j) {
-    const __m512 vv = _mm512_maskz_loadu_ps(m, v + j * head_dim + d);
-    for (int g = 0; g < G; ++g) a[g] = _mm512_fmadd_ps(_mm512_set1_ps(p[g * p_stride + j]), vv, a[g]);
+  for (int64_t g = 0; g < n_q; ++g) {
+    const float* qg = q + g * head_dim;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    for (int64_t d = 0; d < head_dim; d += 16) {
+      const __mmask16 m = tail_mask(head_dim - d < 16 ? head_dim - d : 16);
+      const __m512 qv = _mm512_maskz_loadu_ps(m, qg + d);  // zero lanes cancel whatever k holds there
+      a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[0] + d), qv, a0);
+      a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[1] + d), qv, a1);
+      a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[2] + d), qv, a2);
+      a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[3] + d), qv, a3);
+      a4 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[4] + d), qv, a4);
+      a5 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[5] + d), qv, a5);
+      a6 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[6] + d), qv, a6);
+      a7 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[7] + d), qv, a7);
+    }
+    const __m256 dots = _mm256_mul_ps(reduce8(a0, a1, a2, a3, a4, a5, a6, a7), vscale);
+    _mm256_storeu_ps(scores + g * p_stride, _mm256_mask_blend_ps(valid, minus_inf, dots));
   }
-  for (int g = 0; g < G; ++g) _mm512_mask_storeu_ps(acc + g * head_dim + d, m, a[g]);
 }
 
+// acc[g][d..] += sum_j p[g][j] v_j[d..] over the chunk for S consecutive 16-wide
+// slices starting at d (the last one masked by `last`): G x S accumulators stay in
+// registers and each V load feeds G FMAs. With fewer than 8 accumulators, even and
+// odd keys go to separate sets (U = 2) so that enough FMA chains run at once.
+template <int G, int S>
+inline void accumulate_slices(const float* p, int64_t p_stride, const float* v, int64_t n, int64_t head_dim, int64_t d,
+                              float* acc, __mmask16 last) {
+  constexpr int U = G * S < 8 ? 2 : 1;
+  __m512 a[U][G][S];
+  for (int g = 0; g < G; ++g) {
+    for (int s = 0; s < S; ++s) {
+      a[0][g][s] = _mm512_maskz_loadu_ps(s == S - 1 ? last : 0xffff, acc + g * head_dim + d + 16 * s);
+      if constexpr (U == 2) a[1][g][s] = _mm512_setzero_ps();
+    }
+  }
+  auto step = [&](int u, int64_t j) {
+    __m512 vv[S];
+    for (int s = 0; s < S; ++s)
+      vv[s] = _mm512_maskz_loadu_ps(s == S - 1 ? last : 0xffff, v + j * head_dim + d + 16 * s);
+    for (int g = 0; g < G; ++g) {
+      const __m512 pg = _mm512_set1_ps(p[g * p_stride + j]);
+      for (int s = 0; s < S; ++s) a[u][g][s] = _mm512_fmadd_ps(pg, vv[s], a[u][g][s]);
+    }
+  };
+  int64_t j = 0;
+  for (; j + U <= n; j += U) {
+    for (int u = 0; u < U; ++u) step(u, j + u);
+  }
+  for (; j < n; ++j) step(0, j);
+  for (int g = 0; g < G; ++g) {
+    for (int s = 0; s < S; ++s) {
+      __m512 total = a[0][g][s];
+      if constexpr (U == 2) total = _mm512_add_ps(total, a[1][g][s]);
+      _mm512_mask_storeu_ps(acc + g * head_dim + d + 16 * s, s == S - 1 ? last : 0xffff, total);
+    }
+  }
+}
+
+// Slices per pass: 4 (head_dim 64 in one pass) while G x 4 accumulators fit in 24 of
+// the 32 registers, else 2.
 template <int G>
 void accumulate(const float* p, int64_t p_stride, const float* v, int64_t n, int64_t head_dim, float* acc) {
-  for (int64_t d = 0; d < head_dim; d += 16) {
-    accumulate_slice<G>(p, p_stride, v, n, head_dim, d, acc, tail_mask(head_dim - d < 16 ? head_dim - d : 16));
+  constexpr int kSlices = G <= 6 ? 4 : 2;
+  int64_t d = 0;
+  for (; d + 16 * kSlices <= head_dim; d += 16 * kSlices) {
+    accumulate_slices<G, kSlices>(p, p_stride, v, n, head_dim, d, acc, 0xffff);
+  }
+  for (; d < head_dim; d += 16) {
+    accumulate_slices<G, 1>(p, p_stride, v, n, head_dim, d, acc, tail_mask(head_dim - d < 16 ? head_dim - d : 16));
   }
 }
 
@@ -128,9 +166,7 @@ void attention(const float* q, int64_t n_q, const KV* k, const KV* v, int64_t n_
       kc = k + c0 * head_dim, vc = v + c0 * head_dim;
     }
     for (int64_t j = 0; j < n; j += 8) {
-      for (int64_t g = 0; g < n_q; ++g) {
-        score_block(q + g * head_dim, kc + j * head_dim, n - j < 8 ? n - j : 8, head_dim, scale, p + g * kMaxChunk + j);
-      }
+      score_block(q, n_q, kc + j * head_dim, n - j < 8 ? n - j : 8, head_dim, scale, p + j, kMaxChunk);
     }
     // Online softmax: weights relative to the running max; rescale what came before.
     for (int64_t g = 0; g < n_q; ++g) {
@@ -148,8 +184,7 @@ void attention(const float* q, int64_t n_q, const KV* k, const KV* v, int64_t n_
         _mm512_mask_storeu_ps(pg + j, m, e);
         vsum = _mm512_add_ps(vsum, e);
       }
-      if (new_max > max[g]) {
-        // 0 on the first chunk (max = -inf); the accumulator is still zero then.
+      if (new_max > max[g] && max[g] != -__builtin_inff()) {  // on the first chunk sum and acc are still 0
         const __m512 correction = exp(_mm512_set1_ps(max[g] - new_max));
         float* ag = acc + g * head_dim;
         for (int64_t d = 0; d < head_dim; d += 16) {
@@ -157,8 +192,8 @@ void attention(const float* q, int64_t n_q, const KV* k, const KV* v, int64_t n_
           _mm512_mask_storeu_ps(ag + d, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, ag + d), correction));
         }
         sum[g] *= _mm512_cvtss_f32(correction);
-        max[g] = new_max;
       }
+      max[g] = new_max;
       sum[g] += _mm512_reduce_add_ps(vsum);
     }
     accumulate_group(p, kMaxChunk, vc, n, head_dim, acc);
