@@ -2,7 +2,7 @@
 // (OpsTable::attention_f32 / attention_f16, kernels/cpu/ops_table.h).
 //
 // The same scheme as the AVX2 level (kernels/cpu/avx2/ops_attention_avx2.cpp):
-// keys stream in chunks through an online softmax; scores are computed 8 keys at
+// keys stream in chunks through an online softmax; scores are computed 16 keys at
 // a time and reduced together; the group's accumulators for each 16-wide slice
 // of head_dim stay in registers while the chunk's V rows stream past. An f16
 // cache is converted chunk by chunk into stack buffers. Tails of head_dim are
@@ -28,43 +28,45 @@ inline int64_t chunk_keys(int64_t head_dim) {
   return c < 8 ? 8 : (c > kMaxChunk ? kMaxChunk : c);
 }
 
-inline __m256 fold(__m512 v) {
-  return _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-}
-
-// Reduces eight 16-lane sums to one vector of their eight totals.
-inline __m256 reduce8(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m512 a5, __m512 a6, __m512 a7) {
-  const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(fold(a0), fold(a1)), _mm256_hadd_ps(fold(a2), fold(a3)));
-  const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(fold(a4), fold(a5)), _mm256_hadd_ps(fold(a6), fold(a7)));
-  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+// Reduces sixteen 16-lane sums to one vector whose lane j is the total of a[j]:
+// four levels, each adding pairs of half-width pieces of two vectors (two shuffles
+// and one add per pair), 31 shuffles for 16 totals.
+inline __m512 reduce16(const __m512 (&a)[16]) {
+  __m512 b[8], c[4], d[2];
+  for (int i = 0; i < 8; ++i) {  // 256-bit halves: b_i = [a_i | a_{i+8}], 8 partials each
+    b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[i], a[i + 8], 0x44), _mm512_shuffle_f32x4(a[i], a[i + 8], 0xEE));
+  }
+  for (int i = 0; i < 4; ++i) {  // 128-bit lanes: c_i = [a_i, a_{i+8}, a_{i+4}, a_{i+12}], 4 partials each
+    c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[i], b[i + 4], 0x88), _mm512_shuffle_f32x4(b[i], b[i + 4], 0xDD));
+  }
+  for (int i = 0; i < 2; ++i) {  // pairs within lanes: lane 0 of d_i = [a_i, a_i, a_{i+2}, a_{i+2}]
+    d[i] = _mm512_add_ps(_mm512_shuffle_ps(c[i], c[i + 2], 0x88), _mm512_shuffle_ps(c[i], c[i + 2], 0xDD));
+  }
+  // Totals in the order 0 2 1 3 | 8 10 9 11 | 4 6 5 7 | 12 14 13 15; that order is its own inverse.
+  const __m512 e = _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], 0x88), _mm512_shuffle_ps(d[0], d[1], 0xDD));
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15), e);
 }
 
 // scores[g][j] = scale * q_g . k_j for the n_q queries (q_g = q + g * head_dim) and
-// keys j in [0, n) (n <= 8, k_j = k + j * head_dim); scores rows are p_stride apart.
+// keys j in [0, n) (n <= 16, k_j = k + j * head_dim); scores rows are p_stride apart.
 // Rows past n repeat the last one (valid memory) and their scores are -inf.
 inline void score_block(const float* q, int64_t n_q, const float* k, int64_t n, int64_t head_dim, float scale,
                         float* scores, int64_t p_stride) {
-  const float* r[8];
-  for (int64_t j = 0; j < 8; ++j) r[j] = k + (j < n ? j : n - 1) * head_dim;
-  const __m256 minus_inf = _mm256_set1_ps(-__builtin_inff()), vscale = _mm256_set1_ps(scale);
-  const __mmask8 valid = static_cast<__mmask8>((1u << n) - 1u);
+  const float* r[16];
+  for (int64_t j = 0; j < 16; ++j) r[j] = k + (j < n ? j : n - 1) * head_dim;
+  const __m512 minus_inf = _mm512_set1_ps(-__builtin_inff()), vscale = _mm512_set1_ps(scale);
+  const __mmask16 valid = tail_mask(n);
   for (int64_t g = 0; g < n_q; ++g) {
     const float* qg = q + g * head_dim;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    __m512 a[16];
+    for (int j = 0; j < 16; ++j) a[j] = _mm512_setzero_ps();
     for (int64_t d = 0; d < head_dim; d += 16) {
       const __mmask16 m = tail_mask(head_dim - d < 16 ? head_dim - d : 16);
       const __m512 qv = _mm512_maskz_loadu_ps(m, qg + d);  // zero lanes cancel whatever k holds there
-      a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[0] + d), qv, a0);
-      a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[1] + d), qv, a1);
-      a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[2] + d), qv, a2);
-      a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[3] + d), qv, a3);
-      a4 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[4] + d), qv, a4);
-      a5 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[5] + d), qv, a5);
-      a6 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[6] + d), qv, a6);
-      a7 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[7] + d), qv, a7);
+      for (int j = 0; j < 16; ++j) a[j] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[j] + d), qv, a[j]);
     }
-    const __m256 dots = _mm256_mul_ps(reduce8(a0, a1, a2, a3, a4, a5, a6, a7), vscale);
-    _mm256_storeu_ps(scores + g * p_stride, _mm256_mask_blend_ps(valid, minus_inf, dots));
+    const __m512 dots = _mm512_mul_ps(reduce16(a), vscale);
+    _mm512_storeu_ps(scores + g * p_stride, _mm512_mask_blend_ps(valid, minus_inf, dots));
   }
 }
 
@@ -165,8 +167,8 @@ void attention(const float* q, int64_t n_q, const KV* k, const KV* v, int64_t n_
     } else {
       kc = k + c0 * head_dim, vc = v + c0 * head_dim;
     }
-    for (int64_t j = 0; j < n; j += 8) {
-      score_block(q, n_q, kc + j * head_dim, n - j < 8 ? n - j : 8, head_dim, scale, p + j, kMaxChunk);
+    for (int64_t j = 0; j < n; j += 16) {
+      score_block(q, n_q, kc + j * head_dim, n - j < 16 ? n - j : 16, head_dim, scale, p + j, kMaxChunk);
     }
     // Online softmax: weights relative to the running max; rescale what came before.
     for (int64_t g = 0; g < n_q; ++g) {
