@@ -5,6 +5,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/error.h"
 #include "core/gguf_wire.h"
@@ -111,6 +112,10 @@ SafetensorsFile SafetensorsFile::parse(const uint8_t* data, size_t size, std::st
     error(path, "truncated: header length {} but only {} bytes follow it", header_bytes, size - 8);
   }
   if (header_bytes == 0 || data[8] != '{') error(path, "the header does not start with '{{'");
+  // JSON text never holds a raw NUL, and nlohmann would take one as the end of the text.
+  if (const void* nul = std::memchr(data + 8, 0, header_bytes)) {
+    error(path, "the header has a NUL byte at {} of the header", static_cast<const uint8_t*>(nul) - (data + 8));
+  }
   f.data_offset_ = 8 + header_bytes;
   const uint64_t data_size = size - f.data_offset_;
 
