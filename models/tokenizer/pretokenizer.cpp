@@ -43,6 +43,7 @@ class Matcher {
   bool newline(size_t i) const { return is(i, '\r') || is(i, '\n'); }
   char32_t lower(size_t i) const {
     const char32_t cp = i < n_ ? c_[i].cp : 0;
+    if (cp == 0x17F) return 's';  // LATIN SMALL LETTER LONG S case-folds to 's' in Oniguruma's (?i)
     return cp >= 'A' && cp <= 'Z' ? cp + 32 : cp;
   }
 

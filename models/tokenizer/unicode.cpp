@@ -148,7 +148,8 @@ size_t incomplete_utf8_suffix(std::string_view s) noexcept {
   for (size_t back = std::min<size_t>(3, s.size()); back > 0; --back) {
     const char* p = s.data() + s.size() - back;
     const Utf8Char c = decode_utf8(p, s.data() + s.size());
-    if (!c.valid && c.len == back && static_cast<unsigned char>(*p) >= 0xC2) return back;
+    const auto lead = static_cast<unsigned char>(*p);
+    if (!c.valid && c.len == back && lead >= 0xC2 && lead <= 0xF4) return back;
   }
   return 0;
 }
