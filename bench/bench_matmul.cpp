@@ -200,6 +200,20 @@ void register_all() {
       }
     }
   }
+  // Where the plan table's thresholds come from: each path of each dtype over
+  // a fine range of M on one shape (Qwen2.5-0.5B's MLP up-projection).
+  for (DType dtype : {DType::f32, DType::f16, DType::bf16}) {
+    for (MatmulPath path : {MatmulPath::simd, MatmulPath::onednn}) {
+      if (path == MatmulPath::onednn && dtype == DType::f16) continue;
+      for (int64_t m : {1, 2, 3, 4, 5, 6, 8, 12, 16, 24, 32, 48, 64}) {
+        const std::string name = "matmul_crossover/" + std::string(name_of(path)) + "/" + dtype_name(dtype) +
+                                 "/896x4864/M:" + std::to_string(m);
+        benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
+          run_matmul(st, path, dtype, {896, 4864}, m, false);
+        })->Unit(benchmark::kMicrosecond);
+      }
+    }
+  }
   for (DType dtype : {DType::f32, DType::bf16}) {
     for (MatmulPath path : {MatmulPath::automatic, MatmulPath::simd}) {
       const std::string name = "matmul_dram/" + std::string(name_of(path)) + "/" + dtype_name(dtype) + "/" +

@@ -23,15 +23,17 @@ constexpr std::string_view kPathNames[kMatmulPathCount] = {"auto", "ref", "simd"
 //
 // How matmul() chooses on the CPU. First matching row wins: a row matches when
 // the weight has its dtype, there are at least `min_m` activation rows and the
-// active ISA level is at least `min_isa`. The thresholds are measured
-// (bench/bench_matmul.cpp; figures in docs/performance.md):
-//  - small M is a weight stream (decode): own GEMV kernels reach the bandwidth
+// active ISA level is at least `min_isa`. The thresholds are measured on this
+// project's reference machine (Xeon with AMX, 2 cores) with
+// bench/bench_matmul.cpp's matmul_crossover family; docs/performance.md has
+// the figures:
+//  - few rows are a weight stream (decode): own GEMV kernels run at the memory
 //    roofline and allocate nothing;
-//  - bf16 from 16 rows on: oneDNN's AMX kernels (brgemm avx512_core_amx) run at
-//    several TFLOP/s, an order of magnitude past any AVX-512 kernel;
-//  - f32 from 64 rows on: oneDNN's f32 brgemm is near the FMA peak, ahead of
-//    our own blocked GEMM;
-//  - f16 has no oneDNN path on this CPU generation's Debian build: own kernels;
+//  - bf16 from 4 rows on: oneDNN's AMX kernels (brg:avx512_core_amx_bf16)
+//    overtake the stream, and reach several TFLOP/s at large M, an order of
+//    magnitude past any AVX-512 kernel;
+//  - f32 from 8 rows on: oneDNN's f32 brgemm, ahead of our own blocked GEMM;
+//  - f16 has no oneDNN matmul (2.6): own kernels at any M;
 //  - without AVX2 (or with QILIN_ISA=ref) only portable code runs: Eigen.
 struct PlanRow {
   DType weight;
@@ -41,14 +43,10 @@ struct PlanRow {
 };
 constexpr PlanRow kCpuPlan[] = {
     // weight      rows  ISA level              path
-    {DType::bf16, 16, cpu::Isa::avx512_bf16, MatmulPath::onednn},
-    {DType::bf16, 1, cpu::Isa::avx2, MatmulPath::simd},
-    {DType::f32, 64, cpu::Isa::avx2, MatmulPath::onednn},
-    {DType::f32, 1, cpu::Isa::avx2, MatmulPath::simd},
-    {DType::f16, 1, cpu::Isa::avx2, MatmulPath::simd},
-    {DType::f32, 1, cpu::Isa::ref, MatmulPath::eigen},
-    {DType::f16, 1, cpu::Isa::ref, MatmulPath::eigen},
-    {DType::bf16, 1, cpu::Isa::ref, MatmulPath::eigen},
+    {DType::bf16, 4, cpu::Isa::avx512_bf16, MatmulPath::onednn}, {DType::bf16, 1, cpu::Isa::avx2, MatmulPath::simd},
+    {DType::f32, 8, cpu::Isa::avx2, MatmulPath::onednn},         {DType::f32, 1, cpu::Isa::avx2, MatmulPath::simd},
+    {DType::f16, 1, cpu::Isa::avx2, MatmulPath::simd},           {DType::f32, 1, cpu::Isa::ref, MatmulPath::eigen},
+    {DType::f16, 1, cpu::Isa::ref, MatmulPath::eigen},           {DType::bf16, 1, cpu::Isa::ref, MatmulPath::eigen},
 };
 
 MatmulPath automatic_path(int64_t m, DType weight) {

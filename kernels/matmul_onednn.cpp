@@ -11,13 +11,19 @@
 // With MatmulOptions::allow_bf16_compute, f32 and f16 weights are converted to
 // bf16 at reorder time so large M runs on AMX.
 //
-// Threads: this oneDNN is built on OpenMP; its team size is set to the pool's
-// size before each primitive is created and run (omp_set_num_threads, looked
-// up in the already-loaded OpenMP runtime, so Qilin need not link it itself).
+// Threads: this oneDNN is built on OpenMP. Large M is split by rows across
+// Qilin's pool, each thread running a single-threaded primitive on its rows
+// with its own scratchpad; small M goes to oneDNN's OpenMP team, sized to the
+// pool (see onednn_threading). Team sizes are set with omp_set_num_threads,
+// looked up in the already-loaded OpenMP runtime so Qilin need not link it.
 #include <dlfcn.h>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <deque>
 #include <dnnl.hpp>
+#include <string_view>
 #include <vector>
 
 #include "core/allocator.h"
@@ -62,6 +68,7 @@ uint16_t* bf16_scratch(size_t elements) {
 
 struct OnednnPack {
   DnnlType compute;
+  int64_t k = 0, n = 0;
   // Packed copies of the weight; usually one, as every M has asked for the same layout so far.
   struct Layout {
     memory::desc desc;
@@ -74,9 +81,11 @@ struct OnednnPack {
     size_t layout;
     dnnl::matmul matmul;
     std::string impl;  // oneDNN's name for its kernel, e.g. "brg:avx512_core_amx_bf16"
+    memory::desc scratchpad_desc;
   };
-  std::vector<Primitive> primitives;
-  std::string impl;  // of the last primitive used (for the verbose plan)
+  std::deque<Primitive> primitives;        // a deque: references stay valid as it grows
+  std::vector<AlignedBuffer> scratchpads;  // one per pool thread
+  std::string impl;                        // of the last primitive used (for the verbose plan)
 };
 
 void OnednnPackDeleter::operator()(OnednnPack* p) const noexcept { delete p; }
@@ -122,12 +131,15 @@ dnnl::matmul::primitive_desc describe(const OnednnPack& pack, const MatmulWeight
   const memory::desc src({m, w.k()}, pack.compute, memory::dims{ldx, 1});
   const memory::desc weights({w.k(), w.n()}, pack.compute, memory::format_tag::any);
   const memory::desc dst({m, w.n()}, DnnlType::f32, memory::dims{ldy, 1});
-  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, dst), cpu_engine());
+  // The caller passes each thread its own scratchpad, so threads may run one primitive at once.
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, dst), attr, cpu_engine());
 }
 
-// The primitive for this call's shape, created (and the weight packed) on first use.
-// oneDNN sizes its work split by the OpenMP team size when the primitive is
-// created, so the caller sets the team size first and the cache keys on it.
+// The primitive for `m` rows, created (and the weight packed) on first use.
+// oneDNN plans its work split for the OpenMP team size current when the
+// primitive is created, so the caller sets the team size first and the cache keys on it.
 OnednnPack::Primitive& find_primitive(OnednnPack& pack, const MatmulWeight& w, int64_t m, int64_t ldx, int64_t ldy,
                                       int threads) {
   for (auto& p : pack.primitives) {
@@ -135,8 +147,61 @@ OnednnPack::Primitive& find_primitive(OnednnPack& pack, const MatmulWeight& w, i
   }
   const dnnl::matmul::primitive_desc pd = describe(pack, w, m, ldx, ldy);
   const size_t layout = ensure_layout(pack, w, pd);
-  pack.primitives.push_back({m, ldx, ldy, threads, layout, dnnl::matmul(pd), pd.impl_info_str()});
+  pack.primitives.push_back({m, ldx, ldy, threads, layout, dnnl::matmul(pd), pd.impl_info_str(), pd.scratchpad_desc()});
   return pack.primitives.back();
+}
+
+// Thread `t`'s scratchpad, grown to what `p` needs.
+void* scratchpad(OnednnPack& pack, int t, const OnednnPack::Primitive& p) {
+  if (pack.scratchpads.size() <= static_cast<size_t>(t)) pack.scratchpads.resize(static_cast<size_t>(t) + 1);
+  AlignedBuffer& buffer = pack.scratchpads[static_cast<size_t>(t)];
+  const size_t bytes = p.scratchpad_desc.get_size();
+  if (buffer.size() < bytes) buffer = AlignedBuffer(bytes);
+  return buffer.data();
+}
+
+void execute(const OnednnPack& pack, OnednnPack::Primitive& p, void* src, float* dst, void* scratch) {
+  thread_local dnnl::stream stream(cpu_engine());
+  const int64_t k = pack.k, n = pack.n;
+  memory src_mem(memory::desc({p.m, k}, pack.compute, memory::dims{p.ldx, 1}), cpu_engine(), src);
+  memory dst_mem(memory::desc({p.m, n}, DnnlType::f32, memory::dims{p.ldy, 1}), cpu_engine(), dst);
+  memory scratch_mem(p.scratchpad_desc, cpu_engine(), scratch);
+  p.matmul.execute(stream, {{DNNL_ARG_SRC, src_mem},
+                            {DNNL_ARG_WEIGHTS, pack.layouts[p.layout].weights},
+                            {DNNL_ARG_DST, dst_mem},
+                            {DNNL_ARG_SCRATCHPAD, scratch_mem}});
+  stream.wait();
+}
+
+// How run_onednn spreads the work over threads. With at least 16 rows (an AMX
+// tile's height) per thread, the rows are split across Qilin's pool, one
+// single-threaded oneDNN call per thread, so no second team of threads spins
+// on the same cores; fewer rows go to oneDNN's own OpenMP team (as many
+// threads as the pool), which splits N. QILIN_ONEDNN_THREADS=omp or =pool
+// forces one way (to measure them: docs/performance.md).
+enum class OnednnThreading { openmp, pool };
+OnednnThreading onednn_threading(int64_t m, int threads) {
+  const char* env = std::getenv("QILIN_ONEDNN_THREADS");
+  if (env != nullptr && std::string_view(env) == "omp") return OnednnThreading::openmp;
+  if (env != nullptr && std::string_view(env) == "pool") return OnednnThreading::pool;
+  return m >= 16 * int64_t{threads} ? OnednnThreading::pool : OnednnThreading::openmp;
+}
+
+// Rows [0, m) in `parts` contiguous ranges whose boundaries are multiples of 16
+// (an AMX tile's rows), as even as that allows.
+struct RowSplit {
+  int64_t m, chunks;
+  int parts;
+  int64_t begin(int t) const { return chunk_begin(t) * 16; }
+  int64_t rows(int t) const { return std::min(m, chunk_begin(t + 1) * 16) - begin(t); }
+  int64_t chunk_begin(int t) const {
+    const int64_t per = chunks / parts, extra = chunks % parts;
+    return t * per + std::min<int64_t>(t, extra);
+  }
+};
+RowSplit split_rows(int64_t m, int threads) {
+  const int64_t chunks = (m + 15) / 16;
+  return {m, chunks, static_cast<int>(std::min<int64_t>(threads, chunks))};
 }
 
 OnednnPack& pack_of(const MatmulWeight& w, const MatmulOptions& opts) {
@@ -145,6 +210,8 @@ OnednnPack& pack_of(const MatmulWeight& w, const MatmulOptions& opts) {
   if (!slot || slot->compute != compute) {
     slot.reset(new OnednnPack);
     slot->compute = compute;
+    slot->k = w.k();
+    slot->n = w.n();
   }
   return *slot;
 }
@@ -176,27 +243,42 @@ void prepare_onednn(const MatmulWeight& w, int64_t max_m, const MatmulOptions& o
 void run_onednn(const MatmulCall& c) {
   std::lock_guard lock(c.w.packs().mutex);
   OnednnPack& pack = pack_of(c.w, c.opts);
-  const int threads = c.pool.size();
-  set_onednn_threads(threads);
+  const bool bf16 = pack.compute == DnnlType::bf16;
+  // oneDNN 2.6 has no f32·bf16 matmul: bf16 runs on activations rounded per call.
+  uint16_t* xb = bf16 ? bf16_scratch(static_cast<size_t>(c.m * c.k)) : nullptr;
+  const int64_t ldx = bf16 ? c.k : c.ldx;
+  const auto round = cpu::gemm_table(cpu::active_isa()).round_to_bf16;
   try {
-    void* src = const_cast<float*>(c.x);
-    int64_t ldx = c.ldx;
-    if (pack.compute == DnnlType::bf16) {
-      // oneDNN 2.6 has no f32·bf16 matmul: round the activations once, on this thread.
-      uint16_t* xb = bf16_scratch(static_cast<size_t>(c.m * c.k));
-      const auto round = cpu::gemm_table(cpu::active_isa()).round_to_bf16;
-      for (int64_t r = 0; r < c.m; ++r) round(c.x + r * c.ldx, xb + r * c.k, c.k);
-      src = xb;
-      ldx = c.k;
+    if (onednn_threading(c.m, c.pool.size()) == OnednnThreading::openmp) {
+      set_onednn_threads(c.pool.size());
+      if (bf16) {
+        for (int64_t r = 0; r < c.m; ++r) round(c.x + r * c.ldx, xb + r * ldx, c.k);
+      }
+      OnednnPack::Primitive& p = find_primitive(pack, c.w, c.m, ldx, c.ldy, c.pool.size());
+      execute(pack, p, bf16 ? static_cast<void*>(xb) : const_cast<float*>(c.x), c.y, scratchpad(pack, 0, p));
+      pack.impl = p.impl;
+      return;
     }
-    OnednnPack::Primitive& p = find_primitive(pack, c.w, c.m, ldx, c.ldy, threads);
-    const OnednnPack::Layout& layout = pack.layouts[p.layout];
-    memory src_mem(memory::desc({c.m, c.k}, pack.compute, memory::dims{ldx, 1}), cpu_engine(), src);
-    memory dst_mem(memory::desc({c.m, c.n}, DnnlType::f32, memory::dims{c.ldy, 1}), cpu_engine(), c.y);
-    p.matmul.execute(cpu_stream(),
-                     {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, layout.weights}, {DNNL_ARG_DST, dst_mem}});
-    cpu_stream().wait();
-    if (pack.impl != p.impl) pack.impl = p.impl;
+    // Rows split across Qilin's pool, one single-threaded primitive per thread.
+    set_onednn_threads(1);
+    const RowSplit split = split_rows(c.m, c.pool.size());
+    std::vector<OnednnPack::Primitive*> primitives(static_cast<size_t>(split.parts));
+    for (int t = 0; t < split.parts; ++t) {
+      primitives[static_cast<size_t>(t)] = &find_primitive(pack, c.w, split.rows(t), ldx, c.ldy, 1);
+      scratchpad(pack, t, *primitives[static_cast<size_t>(t)]);  // grown here, before the workers run
+    }
+    c.pool.run([&](int t, int) {
+      if (t >= split.parts) return;
+      set_onednn_threads(1);
+      const int64_t r0 = split.begin(t), rows = split.rows(t);
+      if (bf16) {
+        for (int64_t r = r0; r < r0 + rows; ++r) round(c.x + r * c.ldx, xb + r * ldx, c.k);
+      }
+      void* src = bf16 ? static_cast<void*>(xb + r0 * ldx) : const_cast<float*>(c.x + r0 * c.ldx);
+      execute(pack, *primitives[static_cast<size_t>(t)], src, c.y + r0 * c.ldy,
+              pack.scratchpads[static_cast<size_t>(t)].data());
+    });
+    pack.impl = primitives[0]->impl;
   } catch (const dnnl::error& e) {
     fail("matmul", "oneDNN failed on x {}x{} times w {}x{} ({}): {}", c.m, c.k, c.n, c.k, name_of(c.w.view().dtype()),
          e.what());

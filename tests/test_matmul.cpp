@@ -176,6 +176,11 @@ TEST_CASE("matmul: the plan follows the table", "[matmul]") {
     REQUIRE(plan_matmul(512, bf16) == MatmulPath::onednn);
     REQUIRE(plan_matmul(512, f32) == MatmulPath::onednn);
     REQUIRE(plan_matmul(512, f16) == MatmulPath::simd);
+    // The thresholds of kCpuPlan, at their edges.
+    REQUIRE(plan_matmul(3, bf16) == MatmulPath::simd);
+    REQUIRE(plan_matmul(4, bf16) == MatmulPath::onednn);
+    REQUIRE(plan_matmul(7, f32) == MatmulPath::simd);
+    REQUIRE(plan_matmul(8, f32) == MatmulPath::onednn);
   }
   REQUIRE(plan_matmul(512, f32, {MatmulPath::eigen}) == MatmulPath::eigen);
 }
