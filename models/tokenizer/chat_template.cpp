@@ -1,0 +1,108 @@
+#include "models/tokenizer/chat_template.h"
+
+namespace qilin {
+namespace {
+
+bool contains(std::string_view s, std::string_view what) { return s.find(what) != std::string_view::npos; }
+
+// Jinja's trim filter: Python's str.strip() (ASCII whitespace is what chat text carries).
+std::string_view trim(std::string_view s) {
+  const char* ws = " \t\n\r\f\v";
+  const size_t b = s.find_first_not_of(ws);
+  if (b == std::string_view::npos) return {};
+  return s.substr(b, s.find_last_not_of(ws) - b + 1);
+}
+
+// The default system prompt of a ChatML template: the text after
+// "<|im_start|>system\n" up to "<|im_end|>" in a string literal of the
+// template, where "\n" may be written as an escape. Literal text only: a
+// system prompt built from variables (Qwen2.5's tool prompt) is not followed.
+std::string chatml_default_system(std::string_view jinja) {
+  for (std::string_view opener :
+       {std::string_view("<|im_start|>system\\n"), std::string_view("<|im_start|>system\n")}) {
+    const size_t at = jinja.find(opener);
+    if (at == std::string_view::npos) continue;
+    const size_t begin = at + opener.size();
+    const size_t end = jinja.find("<|im_end|>", begin);
+    if (end == std::string_view::npos) continue;
+    const std::string_view text = jinja.substr(begin, end - begin);
+    if (contains(text, "'") || contains(text, "{")) continue;  // the literal ends inside: not a constant prompt
+    std::string out;
+    for (size_t i = 0; i < text.size(); ++i) {
+      if (text[i] == '\\' && i + 1 < text.size() && text[i + 1] == 'n') {
+        out += '\n';
+        ++i;
+      } else {
+        out += text[i];
+      }
+    }
+    return out;
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string_view name_of(ChatFamily family) noexcept {
+  switch (family) {
+    case ChatFamily::chatml:
+      return "chatml";
+    case ChatFamily::llama3:
+      return "llama3";
+    case ChatFamily::glm4:
+      return "glm4";
+    case ChatFamily::chatglm3:
+      return "chatglm3";
+  }
+  return "?";
+}
+
+ChatTemplate ChatTemplate::detect(std::string_view jinja) {
+  ChatTemplate t;
+  if (contains(jinja, "<|im_start|>")) {
+    t.family = ChatFamily::chatml;
+    t.default_system = chatml_default_system(jinja);
+  } else if (contains(jinja, "<|start_header_id|>")) {
+    t.family = ChatFamily::llama3;
+  } else if (contains(jinja, "[gMASK]<sop>")) {
+    t.family = ChatFamily::glm4;
+  } else if (contains(jinja, "[gMASK]sop")) {
+    t.family = ChatFamily::chatglm3;
+  } else {
+    t.family = ChatFamily::chatml;
+    t.warning = jinja.empty() ? "the model has no chat template; using ChatML"
+                              : "the model's chat template is not one Qilin recognises; using ChatML";
+  }
+  return t;
+}
+
+std::string ChatTemplate::render(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
+  std::string out;
+  switch (family) {
+    case ChatFamily::chatml:
+      if (!default_system.empty() && !messages.empty() && messages.front().role != "system")
+        out += "<|im_start|>system\n" + default_system + "<|im_end|>\n";
+      for (const ChatMessage& m : messages) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+      if (add_generation_prompt) out += "<|im_start|>assistant\n";
+      break;
+    case ChatFamily::llama3:
+      out += "<|begin_of_text|>";  // Meta's template writes the BOS text itself
+      for (const ChatMessage& m : messages)
+        out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + std::string(trim(m.content)) + "<|eot_id|>";
+      if (add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+      break;
+    case ChatFamily::glm4:
+      out += "[gMASK]<sop>";
+      for (const ChatMessage& m : messages) out += "<|" + m.role + "|>\n" + m.content;
+      if (add_generation_prompt) out += "<|assistant|>\n";
+      break;
+    case ChatFamily::chatglm3:
+      out += "[gMASK]sop";
+      for (const ChatMessage& m : messages) out += "<|" + m.role + "|>\n " + m.content;
+      if (add_generation_prompt) out += "<|assistant|>";
+      break;
+  }
+  return out;
+}
+
+}  // namespace qilin

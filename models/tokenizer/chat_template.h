@@ -1,0 +1,40 @@
+// Chat templates rendered natively (no Jinja engine) for the families Qilin
+// supports, chosen from the model's Jinja template by distinctive substrings:
+//   chatml    "<|im_start|>"         Qwen, SmolLM2 (with the template's default system prompt)
+//   llama3    "<|start_header_id|>"  Llama-3
+//   glm4      "[gMASK]<sop>"         GLM-4
+//   chatglm3  "[gMASK]sop"           ChatGLM3
+// An unknown or missing template falls back to ChatML and says so in `warning`
+// (the library never prints; the caller decides).
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace qilin {
+
+struct ChatMessage {
+  std::string role;  // "system", "user", "assistant", ...
+  std::string content;
+};
+
+enum class ChatFamily { chatml, llama3, glm4, chatglm3 };
+
+std::string_view name_of(ChatFamily family) noexcept;
+
+struct ChatTemplate {
+  ChatFamily family = ChatFamily::chatml;
+  // ChatML: the system message a template inserts when the conversation has none
+  // (empty: none is inserted).
+  std::string default_system;
+  std::string warning;  // non-empty when the template was not recognised
+
+  // Chooses the family (and ChatML's default system prompt) from a Jinja template.
+  static ChatTemplate detect(std::string_view jinja);
+
+  // The prompt text; with add_generation_prompt, the opening of the assistant's turn.
+  std::string render(std::span<const ChatMessage> messages, bool add_generation_prompt) const;
+};
+
+}  // namespace qilin
