@@ -194,3 +194,45 @@ TEST_CASE("bad tokenizer.json input is a clear error", "[tokenizer]") {
                     Catch::Contains("bad id"));
   CHECK_THROWS_AS(Tokenizer::from_json_file("/nonexistent/tokenizer.json"), Error);
 }
+
+TEST_CASE("random bytes encode without error and decode back", "[tokenizer]") {
+  // Text with truncated UTF-8 sequences must round-trip through the byte tokens:
+  // decode(encode(x)) is x with invalid sequences shown as U+FFFD. (Bytes that
+  // never occur in UTF-8, like 0xFF, are not in every vocabulary: SmolLM2 lacks
+  // them and drops them as Hugging Face does.)
+  const char* alphabet[] = {"a",
+                            " ",
+                            "  ",
+                            "\n",
+                            "\r\n",
+                            "\t",
+                            "7",
+                            "'s",
+                            "\xE4\xB8\xAD",
+                            "\xF0\x9F\x98\x80",
+                            "e\xCC\x81",
+                            "<|im_start|>",
+                            "<|im_",
+                            "\xE4\xB8",
+                            "\xC3",
+                            "!",
+                            "\xE2\x80\x83"};
+  uint64_t state = 12345;
+  auto next = [&] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<size_t>(state >> 33);
+  };
+  for (const char* folder : {"smollm2", "qwen2", "llama3", "spm"}) {
+    const Tokenizer tok = Tokenizer::from_json_file((kData / folder / "tokenizer.json").string());
+    for (int round = 0; round < 200; ++round) {
+      std::string text;
+      const size_t n = next() % 40;
+      for (size_t i = 0; i < n; ++i) text += alphabet[next() % std::size(alphabet)];
+      const std::vector<int32_t> ids = tok.encode(text, {.add_special = false});
+      for (int32_t id : ids) REQUIRE((id >= 0 && id < tok.vocab_size()));
+      const std::string expected = tok.pre_tokenizer() == PreTokenizer::qwen2 ? unicode::nfc(text) : text;
+      INFO(folder << " round " << round);
+      CHECK(tok.decode(ids) == unicode::to_valid_utf8(expected));
+    }
+  }
+}
