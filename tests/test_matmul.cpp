@@ -34,21 +34,14 @@ struct PathCase {
   bool allow_bf16 = false;
 };
 
-bool simd_rounds_x_to_bf16(int64_t m, DType w) {
-  if (w != DType::bf16) return false;
-  const cpu::GemmTable& t = cpu::gemm_table(cpu::active_isa());
-  return (m <= t.gemv_max_m ? t.gemv[2] : t.gemm[2]).wants_bf16_x;
-}
-
 // The largest error a path may make, as a multiple of sum_k |x·w| (see
 // abs_product_sums): f32 accumulation in any order stays within K·2^-24 of it
 // (the oracle sums in double: its own error is negligible); rounding x to bf16
 // (round-to-nearest, 8 significant bits) adds 2^-8, and so does rounding an
 // f32/f16 weight to bf16 when allow_bf16_compute lets oneDNN do it.
-double relative_bound(const PathCase& c, DType w, int64_t m, int64_t k) {
+double relative_bound(const PathCase& c, DType w, int64_t k) {
   double bound = static_cast<double>(k) * 0x1p-24;
-  const bool bf16_x = (c.path == MatmulPath::simd && simd_rounds_x_to_bf16(m, w)) ||
-                      (c.path == MatmulPath::onednn && (w == DType::bf16 || c.allow_bf16));
+  const bool bf16_x = c.path == MatmulPath::onednn && (w == DType::bf16 || c.allow_bf16);
   if (bf16_x) bound += 0x1p-8;
   if (c.path == MatmulPath::onednn && c.allow_bf16 && w != DType::bf16) bound += 0x1p-8;
   return bound;
@@ -84,7 +77,7 @@ void check_all_paths(Values values, ThreadPool& pool) {
             matmul(x, weight, y, pool, opts);
             // Integer operands are exact on every path (see Values): no tolerance at all.
             const PathCase taken{plan_matmul(m, weight, opts), c.allow_bf16};
-            const double rel = values == Values::integers ? 0.0 : relative_bound(taken, wt, m, s.k);
+            const double rel = values == Values::integers ? 0.0 : relative_bound(taken, wt, s.k);
             double worst = 0;  // largest error as a fraction of what is allowed
             for (int64_t i = 0; i < m * s.n; ++i) {
               const double err = std::fabs(double{y.data_as<float>()[i]} - oracle.data_as<float>()[i]);

@@ -11,6 +11,7 @@ struct GemmTables {
     fill_gemm_avx2(level[1]);
     level[2] = level[1];
     fill_gemm_avx512(level[2]);
+    fill_gemm_packed_avx512(level[2]);
     level[3] = level[2];
     fill_gemm_avx512_bf16(level[3]);
     level[4] = level[3];  // amx: the AMX tiles are reached through oneDNN (kernels/matmul_onednn.cpp)

@@ -7,16 +7,16 @@
 // Two shapes of kernel per weight dtype:
 //   gemv  few activation rows: streams each weight row once per group of x rows;
 //         the decode path (M = 1), bound by memory bandwidth.
-//   gemm  many rows: cache-blocked over K and N so a block of W stays in L2
-//         while every row of x passes over it; bound by the FMA units.
+//   gemm  many rows: cache-blocked over K and N so a block of W stays in cache
+//         while every row of x passes over it; bound by the FMA units. It may
+//         ask for per-thread scratch (GemmKernel::scratch_bytes), e.g. to pack
+//         a block of W, which the dispatcher hands it in GemmArgs::scratch.
 // Both accept any m (a gemv re-streams W for each group of rows), so the
 // dispatcher's choice between them is a matter of speed, never of correctness.
-//
-// bf16 weights: a kernel may ask for the activations rounded to bf16 too
-// (GemmKernel::wants_bf16_x), so that it can multiply pairs with vdpbf16ps;
-// the dispatcher then converts x once per call into GemmArgs::x_bf16.
+// f16/bf16 weights are widened to f32 (exactly); sums are f32.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "kernels/cpu/isa.h"
@@ -24,20 +24,23 @@
 namespace qilin::cpu {
 
 struct GemmArgs {
-  const float* x = nullptr;          // m rows of k floats, row stride ldx (elements)
-  const uint16_t* x_bf16 = nullptr;  // x rounded to bf16, row stride ldx_bf16; only for wants_bf16_x
-  const void* w = nullptr;           // rows of k weights (the kernel's dtype), row stride w_stride (bytes)
-  float* y = nullptr;                // m rows, row stride ldy (elements)
+  const float* x = nullptr;  // m rows of k floats, row stride ldx (elements)
+  const void* w = nullptr;   // rows of k weights (the kernel's dtype), row stride w_stride (bytes)
+  float* y = nullptr;        // m rows, row stride ldy (elements)
   int64_t m = 0, k = 0;
-  int64_t ldx = 0, ldx_bf16 = 0, ldy = 0, w_stride = 0;
+  int64_t ldx = 0, ldy = 0, w_stride = 0;
+  void* scratch = nullptr;  // GemmKernel::scratch_bytes, 64-byte aligned, this thread's alone
 };
 
 using GemmFn = void (*)(const GemmArgs& args, int64_t n_begin, int64_t n_end) noexcept;
 
 struct GemmKernel {
   GemmFn fn = nullptr;
-  bool wants_bf16_x = false;  // reads x_bf16 instead of x (bf16 dot products)
-  const char* name = "";      // for the verbose plan, e.g. "avx512 gemv f32"
+  const char* name = "";     // for the verbose plan, e.g. "avx512 gemv f32"
+  size_t scratch_bytes = 0;  // per thread; 0 for kernels that need none (every gemv)
+  // Granularity of the N split across threads, in rows: a multiple of the
+  // kernel's register block so that no thread is left with a ragged tail.
+  int64_t n_grain = 1;
 };
 
 // Index of a weight dtype in the tables below.
@@ -49,10 +52,7 @@ struct GemmTable {
   GemmKernel gemm[kGemmWeightCount];
   // The largest m for which gemv is the faster kernel (measured; see docs/performance.md).
   int64_t gemv_max_m = 1;
-  // Granularity of the N split across threads, in rows: a multiple of the
-  // kernels' register block so that no thread is left with a ragged tail.
-  int64_t n_grain = 1;
-  // x -> bf16 with round-to-nearest-even, for kernels that want bf16 activations.
+  // x -> bf16 with round-to-nearest-even (activations for oneDNN's bf16 matmul).
   void (*round_to_bf16)(const float* src, uint16_t* dst, int64_t n) noexcept = nullptr;
 };
 
@@ -65,6 +65,7 @@ const GemmTable& gemm_table(Isa isa) noexcept;
 void fill_gemm_ref(GemmTable& t) noexcept;
 void fill_gemm_avx2(GemmTable& t) noexcept;
 void fill_gemm_avx512(GemmTable& t) noexcept;
+void fill_gemm_packed_avx512(GemmTable& t) noexcept;  // the avx512 level's packed GEMM (own file)
 void fill_gemm_avx512_bf16(GemmTable& t) noexcept;
 
 }  // namespace qilin::cpu

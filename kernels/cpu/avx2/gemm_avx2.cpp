@@ -151,14 +151,13 @@ void round_to_bf16(const float* src, uint16_t* dst, int64_t n) noexcept {
 }  // namespace
 
 void fill_gemm_avx2(GemmTable& t) noexcept {
-  t.gemv[0] = {gemv<W::f32>, false, "avx2 gemv f32"};
-  t.gemv[1] = {gemv<W::f16>, false, "avx2 gemv f16"};
-  t.gemv[2] = {gemv<W::bf16>, false, "avx2 gemv bf16 (widened to f32)"};
-  t.gemm[0] = {gemm<W::f32>, false, "avx2 gemm f32"};
-  t.gemm[1] = {gemm<W::f16>, false, "avx2 gemm f16"};
-  t.gemm[2] = {gemm<W::bf16>, false, "avx2 gemm bf16 (widened to f32)"};
+  t.gemv[0] = {gemv<W::f32>, "avx2 gemv f32", 0, 8};
+  t.gemv[1] = {gemv<W::f16>, "avx2 gemv f16", 0, 8};
+  t.gemv[2] = {gemv<W::bf16>, "avx2 gemv bf16 (widened to f32)", 0, 8};
+  t.gemm[0] = {gemm<W::f32>, "avx2 gemm f32", 0, 8};
+  t.gemm[1] = {gemm<W::f16>, "avx2 gemm f16", 0, 8};
+  t.gemm[2] = {gemm<W::bf16>, "avx2 gemm bf16 (widened to f32)", 0, 8};
   t.gemv_max_m = 4;
-  t.n_grain = 8;
   t.round_to_bf16 = round_to_bf16;
 }
 

@@ -1,4 +1,5 @@
-// Matmul kernels at the avx512 level: 16 floats per vector, f16/bf16 weights
+// Matmul kernels at the avx512 level (the GEMM for many rows is in
+// gemm_packed_avx512.cpp): 16 floats per vector, f16/bf16 weights
 // widened to f32 in registers (exact), products accumulated in f32 with FMA.
 //
 // Dot-product form: each weight row and each x row is contiguous along K, so a
@@ -116,19 +117,13 @@ struct Tiles {
 };
 
 // Few rows: stream each weight row once per group of x rows, the whole K at once.
-// One row (decode): 8 weight rows at a time, 8 independent accumulators.
+// One row (decode): 8 weight rows at a time, 8 independent accumulators; more
+// rows: 6x4 tiles (24 accumulators), so up to 12 rows stream W at most twice.
+// Many rows go to the packed GEMM (gemm_packed_avx512.cpp).
 template <W kW>
 void gemv(const GemmArgs& a, int64_t n_begin, int64_t n_end) noexcept {
   if (a.m == 1) return blocked<Tiles<kW>::template Tile, 1, 8>(a, n_begin, n_end, a.k, n_end - n_begin);
-  blocked<Tiles<kW>::template Tile, 4, 4>(a, n_begin, n_end, a.k, n_end - n_begin);
-}
-
-// Many rows: a 6x4 tile (24 accumulators), K in blocks of 512 (the tile's
-// x and w slices, 6·2 KiB and 4·2 KiB of f32, stay in L1) and N in blocks of
-// 128 rows (256 KiB of f32 weights, in L2).
-template <W kW>
-void gemm(const GemmArgs& a, int64_t n_begin, int64_t n_end) noexcept {
-  blocked<Tiles<kW>::template Tile, 6, 4>(a, n_begin, n_end, 512, 128);
+  blocked<Tiles<kW>::template Tile, 6, 4>(a, n_begin, n_end, a.k, n_end - n_begin);
 }
 
 // f32 -> bf16, round to nearest even, NaN kept quiet (as core/half.h's f32_to_bf16).
@@ -156,14 +151,10 @@ void round_to_bf16(const float* src, uint16_t* dst, int64_t n) noexcept {
 }  // namespace
 
 void fill_gemm_avx512(GemmTable& t) noexcept {
-  t.gemv[0] = {gemv<W::f32>, false, "avx512 gemv f32"};
-  t.gemv[1] = {gemv<W::f16>, false, "avx512 gemv f16"};
-  t.gemv[2] = {gemv<W::bf16>, false, "avx512 gemv bf16 (widened to f32)"};
-  t.gemm[0] = {gemm<W::f32>, false, "avx512 gemm f32"};
-  t.gemm[1] = {gemm<W::f16>, false, "avx512 gemm f16"};
-  t.gemm[2] = {gemm<W::bf16>, false, "avx512 gemm bf16 (widened to f32)"};
-  t.gemv_max_m = 4;
-  t.n_grain = 8;
+  t.gemv[0] = {gemv<W::f32>, "avx512 gemv f32", 0, 8};
+  t.gemv[1] = {gemv<W::f16>, "avx512 gemv f16", 0, 8};
+  t.gemv[2] = {gemv<W::bf16>, "avx512 gemv bf16 (widened to f32)", 0, 8};
+  t.gemv_max_m = 12;
   t.round_to_bf16 = round_to_bf16;
 }
 

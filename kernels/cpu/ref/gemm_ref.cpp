@@ -45,14 +45,13 @@ void round_to_bf16_ref(const float* src, uint16_t* dst, int64_t n) noexcept {
 }  // namespace
 
 void fill_gemm_ref(GemmTable& t) noexcept {
-  const GemmKernel f32{gemm_f32_ref, false, "ref f32"};
-  const GemmKernel f16{gemm_half_ref<false>, false, "ref f16"};
-  const GemmKernel bf16{gemm_half_ref<true>, false, "ref bf16"};
+  const GemmKernel f32{gemm_f32_ref, "ref f32", 0, 1};
+  const GemmKernel f16{gemm_half_ref<false>, "ref f16", 0, 1};
+  const GemmKernel bf16{gemm_half_ref<true>, "ref bf16", 0, 1};
   t.gemv[0] = t.gemm[0] = f32;
   t.gemv[1] = t.gemm[1] = f16;
   t.gemv[2] = t.gemm[2] = bf16;
   t.gemv_max_m = 1;
-  t.n_grain = 1;
   t.round_to_bf16 = round_to_bf16_ref;
 }
 
