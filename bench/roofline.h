@@ -20,6 +20,10 @@ double measure_fma_gflops(ThreadPool& pool, int passes = 5);
 
 // The probes above for `threads` threads, measured on first use and cached for the run.
 double dram_read_gbs(int threads);
+// The DRAM probe measured again now (3 passes) and cached in place of the
+// earlier figure: for benchmarks that compare against it while the machine's
+// load may have changed since the start of the run.
+double dram_read_gbs_now(int threads);
 double fma_peak_gflops(int threads);
 
 }  // namespace qilin::bench

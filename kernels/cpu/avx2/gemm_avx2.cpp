@@ -54,6 +54,9 @@ inline float reduce1(__m256 a) {
   return _mm_cvtss_f32(s);
 }
 
+// Software prefetch distance of the decode GEMV, as at the avx512 level.
+constexpr int64_t kPrefetchBytes = 256;
+
 template <W kW>
 struct Tiles {
   template <int MB, int R>
@@ -76,6 +79,7 @@ struct Tiles {
         __m256 xv[MB];
         for (int mb = 0; mb < MB; ++mb) xv[mb] = _mm256_loadu_ps(x[mb] + k);
         for (int r = 0; r < R; ++r) {
+          if constexpr (MB == 1) _mm_prefetch(reinterpret_cast<const char*>(w[r] + k) + kPrefetchBytes, _MM_HINT_T0);
           const __m256 wv = WeightLoad<kW>::full(w[r] + k);
           for (int mb = 0; mb < MB; ++mb) acc[mb][r] = _mm256_fmadd_ps(xv[mb], wv, acc[mb][r]);
         }
