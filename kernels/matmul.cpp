@@ -32,7 +32,8 @@ constexpr std::string_view kPathNames[kMatmulPathCount] = {"auto", "ref", "simd"
 //  - bf16 from 4 rows on: oneDNN's AMX kernels (brg:avx512_core_amx_bf16)
 //    overtake the stream, and reach several TFLOP/s at large M, an order of
 //    magnitude past any AVX-512 kernel;
-//  - f32 from 8 rows on: oneDNN's f32 brgemm, ahead of our own blocked GEMM;
+//  - f32 from 7 rows on: oneDNN's f32 brgemm; the GEMV's 6-row tiles stream W
+//    twice from 7 rows, and our packed GEMM stays ~10% behind oneDNN at large M;
 //  - f16 has no oneDNN matmul (2.6): own kernels at any M;
 //  - without AVX2 (or with QILIN_ISA=ref) only portable code runs: Eigen.
 struct PlanRow {
@@ -44,7 +45,7 @@ struct PlanRow {
 constexpr PlanRow kCpuPlan[] = {
     // weight      rows  ISA level              path
     {DType::bf16, 4, cpu::Isa::avx512_bf16, MatmulPath::onednn}, {DType::bf16, 1, cpu::Isa::avx2, MatmulPath::simd},
-    {DType::f32, 8, cpu::Isa::avx2, MatmulPath::onednn},         {DType::f32, 1, cpu::Isa::avx2, MatmulPath::simd},
+    {DType::f32, 7, cpu::Isa::avx2, MatmulPath::onednn},         {DType::f32, 1, cpu::Isa::avx2, MatmulPath::simd},
     {DType::f16, 1, cpu::Isa::avx2, MatmulPath::simd},           {DType::f32, 1, cpu::Isa::ref, MatmulPath::eigen},
     {DType::f16, 1, cpu::Isa::ref, MatmulPath::eigen},           {DType::bf16, 1, cpu::Isa::ref, MatmulPath::eigen},
 };

@@ -11,11 +11,11 @@
 // With MatmulOptions::allow_bf16_compute, f32 and f16 weights are converted to
 // bf16 at reorder time so large M runs on AMX.
 //
-// Threads: this oneDNN is built on OpenMP. Large M is split by rows across
-// Qilin's pool, each thread running a single-threaded primitive on its rows
-// with its own scratchpad; small M goes to oneDNN's OpenMP team, sized to the
-// pool (see onednn_threading). Team sizes are set with omp_set_num_threads,
-// looked up in the already-loaded OpenMP runtime so Qilin need not link it.
+// Threads: this oneDNN is built on OpenMP. Large M on a cache-sized weight is
+// split by rows across Qilin's pool, each thread running a single-threaded
+// primitive on its rows with its own scratchpad; the rest goes to oneDNN's
+// OpenMP team, sized to the pool (see onednn_threading for the measurements). Team sizes are set with
+// omp_set_num_threads, looked up in the already-loaded OpenMP runtime so Qilin need not link it.
 #include <dlfcn.h>
 #include <fmt/format.h>
 
@@ -173,18 +173,27 @@ void execute(const OnednnPack& pack, OnednnPack::Primitive& p, void* src, float*
   stream.wait();
 }
 
-// How run_onednn spreads the work over threads. With at least 16 rows (an AMX
-// tile's height) per thread, the rows are split across Qilin's pool, one
-// single-threaded oneDNN call per thread, so no second team of threads spins
-// on the same cores; fewer rows go to oneDNN's own OpenMP team (as many
-// threads as the pool), which splits N. QILIN_ONEDNN_THREADS=omp or =pool
-// forces one way (to measure them: docs/performance.md).
+// How run_onednn spreads the work over threads:
+//  - pool: rows split across Qilin's pool, one single-threaded primitive per
+//    thread. No OpenMP team spins on the cores Qilin's pool uses (alternating
+//    with pool work, the OpenMP way lost ~10%), and bf16 at 512x896x4864 ran
+//    ~6% faster than oneDNN's own split. But every thread reads the whole weight;
+//  - openmp: oneDNN's own team (as many threads as the pool) splits N, so the
+//    weight is read once: better with fewer rows per thread (f32 at M = 64:
+//    +17%) and for weights beyond the last-level cache (a 90 MB bf16 weight at
+//    M = 64: +48%).
+// Measured on the reference machine (docs/performance.md); QILIN_ONEDNN_THREADS=omp
+// or =pool forces one.
 enum class OnednnThreading { openmp, pool };
-OnednnThreading onednn_threading(int64_t m, int threads) {
+constexpr int64_t kPoolMinRowsPerThread = 128;
+constexpr size_t kPoolMaxWeightBytes = size_t{32} << 20;
+
+OnednnThreading onednn_threading(int64_t m, int threads, size_t weight_bytes) {
   const char* env = std::getenv("QILIN_ONEDNN_THREADS");
   if (env != nullptr && std::string_view(env) == "omp") return OnednnThreading::openmp;
   if (env != nullptr && std::string_view(env) == "pool") return OnednnThreading::pool;
-  return m >= 16 * int64_t{threads} ? OnednnThreading::pool : OnednnThreading::openmp;
+  const bool many_rows = m >= kPoolMinRowsPerThread * threads;
+  return many_rows && weight_bytes <= kPoolMaxWeightBytes ? OnednnThreading::pool : OnednnThreading::openmp;
 }
 
 // Rows [0, m) in `parts` contiguous ranges whose boundaries are multiples of 16
@@ -249,7 +258,8 @@ void run_onednn(const MatmulCall& c) {
   const int64_t ldx = bf16 ? c.k : c.ldx;
   const auto round = cpu::gemm_table(cpu::active_isa()).round_to_bf16;
   try {
-    if (onednn_threading(c.m, c.pool.size()) == OnednnThreading::openmp) {
+    const size_t weight_bytes = static_cast<size_t>(c.n * c.k) * (bf16 ? 2 : 4);
+    if (onednn_threading(c.m, c.pool.size(), weight_bytes) == OnednnThreading::openmp) {
       set_onednn_threads(c.pool.size());
       if (bf16) {
         for (int64_t r = 0; r < c.m; ++r) round(c.x + r * c.ldx, xb + r * ldx, c.k);

@@ -150,6 +150,29 @@ TEST_CASE("matmul: an uneven thread split gives the same result", "[matmul]") {
   }
 }
 
+TEST_CASE("matmul: oneDNN's two ways of threading give the oracle's result", "[matmul]") {
+  // Rows split across Qilin's pool (one primitive per thread, ragged last part)
+  // or handed to oneDNN's OpenMP team: both exact on integer operands.
+  ThreadPool pool(2);
+  for (DType wt : {DType::f32, DType::bf16}) {
+    const Tensor w = test::random_tensor(70, 96, wt, Values::integers, 21);
+    MatmulWeight weight(w);
+    for (int64_t m : {1, 17, 33, 300}) {
+      const Tensor x = test::random_tensor(m, 96, DType::f32, Values::integers, 22);
+      Tensor oracle = Tensor::empty({m, 70}, DType::f32);
+      matmul(x, weight, oracle, pool, {MatmulPath::ref});
+      for (const char* mode : {"omp", "pool"}) {
+        setenv("QILIN_ONEDNN_THREADS", mode, 1);
+        Tensor y = Tensor::zeros({m, 70}, DType::f32);
+        matmul(x, weight, y, pool, {MatmulPath::onednn});
+        unsetenv("QILIN_ONEDNN_THREADS");
+        INFO("w " << name_of(wt) << ", M=" << m << ", threading " << mode);
+        REQUIRE(std::memcmp(y.data(), oracle.data(), y.nbytes()) == 0);
+      }
+    }
+  }
+}
+
 TEST_CASE("matmul: the plan follows the table", "[matmul]") {
   test::IsaGuard guard;
   const Tensor wf = Tensor::zeros({64, 64}, DType::f32), wb = Tensor::zeros({64, 64}, DType::bf16),
@@ -172,8 +195,8 @@ TEST_CASE("matmul: the plan follows the table", "[matmul]") {
     // The thresholds of kCpuPlan, at their edges.
     REQUIRE(plan_matmul(3, bf16) == MatmulPath::simd);
     REQUIRE(plan_matmul(4, bf16) == MatmulPath::onednn);
-    REQUIRE(plan_matmul(7, f32) == MatmulPath::simd);
-    REQUIRE(plan_matmul(8, f32) == MatmulPath::onednn);
+    REQUIRE(plan_matmul(6, f32) == MatmulPath::simd);
+    REQUIRE(plan_matmul(7, f32) == MatmulPath::onednn);
   }
   REQUIRE(plan_matmul(512, f32, {MatmulPath::eigen}) == MatmulPath::eigen);
 }
