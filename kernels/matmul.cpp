@@ -155,6 +155,8 @@ MatmulWeight::~MatmulWeight() = default;
 MatmulWeight::MatmulWeight(MatmulWeight&&) noexcept = default;
 MatmulWeight& MatmulWeight::operator=(MatmulWeight&&) noexcept = default;
 
+size_t MatmulWeight::packed_bytes() const noexcept { return detail::onednn_packed_bytes(*this); }
+
 void MatmulWeight::prepare(int64_t max_m, const MatmulOptions& opts) {
   if (max_m < 1) fail("matmul", "prepare() needs max_m >= 1, got {}", max_m);
   if (plan_matmul(max_m, *this, opts) == MatmulPath::onednn) detail::prepare_onednn(*this, max_m, opts);

@@ -8,6 +8,7 @@
 // kernels/matmul.cpp; the figures behind it are in docs/performance.md.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -53,6 +54,10 @@ class MatmulWeight {
   // of up to `max_m` rows, so that no call reorders the weight. Optional: a
   // path that needs a pack and finds none builds it on first use.
   void prepare(int64_t max_m, const MatmulOptions& opts = {});
+
+  // Bytes held by the packed forms (0 before any is built), e.g. to account
+  // for a model's memory; it grows only when a path packs the weight.
+  size_t packed_bytes() const noexcept;
 
   const TensorView& view() const noexcept { return w_; }
   int64_t n() const noexcept { return w_.dim(0); }  // outputs

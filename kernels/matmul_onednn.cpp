@@ -295,6 +295,15 @@ void run_onednn(const MatmulCall& c) {
   }
 }
 
+size_t onednn_packed_bytes(const MatmulWeight& w) noexcept {
+  std::lock_guard lock(w.packs().mutex);
+  size_t bytes = 0;
+  if (w.packs().onednn) {
+    for (const auto& layout : w.packs().onednn->layouts) bytes += layout.desc.get_size();
+  }
+  return bytes;
+}
+
 std::string onednn_impl_name(const MatmulWeight& w) {
   std::lock_guard lock(w.packs().mutex);
   return w.packs().onednn ? w.packs().onednn->impl : std::string();

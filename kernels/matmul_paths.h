@@ -44,6 +44,8 @@ void prepare_onednn(const MatmulWeight& w, int64_t max_m, const MatmulOptions& o
 void run_onednn(const MatmulCall& call);
 // oneDNN's implementation name for the last primitive used with this weight ("" before any).
 std::string onednn_impl_name(const MatmulWeight& w);
+// Bytes of this weight's packed copies in oneDNN's layouts.
+size_t onednn_packed_bytes(const MatmulWeight& w) noexcept;
 
 }  // namespace detail
 

@@ -176,6 +176,27 @@ TEST_CASE("matmul: oneDNN's two ways of threading give the oracle's result", "[m
   }
 }
 
+TEST_CASE("matmul: prepare() reorders the weight once, later calls reuse it", "[matmul]") {
+  if (!cpu::isa_supported(cpu::Isa::avx512_bf16)) {
+    SUCCEED("the plan sends bf16 to oneDNN only from avx512_bf16 on");
+    return;
+  }
+  ThreadPool pool(2);
+  const Tensor w = test::random_tensor(200, 96, DType::bf16, Values::integers, 31);
+  MatmulWeight weight(w);
+  REQUIRE(weight.packed_bytes() == 0);
+  weight.prepare(512);
+  const size_t packed = weight.packed_bytes();
+  REQUIRE(packed >= 200 * 96 * 2);  // one bf16 copy, padded to oneDNN's blocks
+  for (int64_t m : {4, 33, 300, 512, 7}) {
+    const Tensor x = test::random_tensor(m, 96, DType::f32, Values::integers, 32);
+    Tensor y = Tensor::empty({m, 200}, DType::f32);
+    REQUIRE(plan_matmul(m, weight) == MatmulPath::onednn);
+    matmul(x, weight, y, pool);
+    REQUIRE(weight.packed_bytes() == packed);  // no second reorder, whatever M and threading
+  }
+}
+
 TEST_CASE("matmul: the plan follows the table", "[matmul]") {
   test::IsaGuard guard;
   const Tensor wf = Tensor::zeros({64, 64}, DType::f32), wb = Tensor::zeros({64, 64}, DType::bf16),
