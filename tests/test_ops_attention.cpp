@@ -211,8 +211,9 @@ std::vector<double> naive_rope(const std::vector<float>& x, int64_t n_tokens, in
 }  // namespace
 
 TEST_CASE("ops: rope matches the naive formula in both layouts, with partial rotary", "[ops][rope]") {
-  const std::pair<int64_t, int64_t> dims[] = {{64, 64}, {128, 128}, {64, 32}, {80, 32},
-                                              {7, 6},   {33, 16},   {2, 2},   {96, 24}};  // head_dim, rot_dim
+  const std::pair<int64_t, int64_t> dims[] = {
+      {64, 64}, {128, 128}, {64, 32}, {80, 32}, {7, 6},
+      {33, 16}, {2, 2},     {96, 24}, {20, 18}};  // head_dim, rot_dim (18: 9 pairs)
   const std::vector<int32_t> positions = {0, 1, 17, 4095, 1000};
   const int64_t n_tokens = 5, n_heads = 3;
   ThreadPool pool(2);

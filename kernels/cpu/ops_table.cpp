@@ -12,6 +12,9 @@ const OpsTable& ops_table(Isa isa) noexcept {
     fill_ops_ref(t[0]);
     for (int level = 1; level < kIsaCount; ++level) {
       t[static_cast<size_t>(level)] = t[static_cast<size_t>(level - 1)];
+      // A filler is compiled with its level's flags: even its pointer stores may use
+      // AVX, so it only runs on a CPU that has the level (else the copy stays).
+      if (!isa_supported(static_cast<Isa>(level))) continue;
       switch (static_cast<Isa>(level)) {
         case Isa::avx2:
           fill_ops_avx2(t[static_cast<size_t>(level)]);

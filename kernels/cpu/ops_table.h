@@ -65,7 +65,7 @@ struct OpsTable {
 };
 
 // The table of one level; every level is built once, on first use. A level
-// above what this CPU supports is still a valid table, but must not be called.
+// above what this CPU supports holds the best supported level's kernels.
 const OpsTable& ops_table(Isa isa) noexcept;
 
 // Per-level fillers (each in its own translation unit, compiled with its flags).

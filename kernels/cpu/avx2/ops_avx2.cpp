@@ -137,39 +137,62 @@ void softmax(const float* x, float* y, int64_t n) noexcept {
   map_unary(y, y, n, [inv](__m256 e) { return _mm256_mul_ps(e, inv); });
 }
 
+// One block of the NeoX rotation: 8 pairs (lo[i], hi[i]), masked when kTail.
+template <bool kTail>
+inline void rope_neox_block(float* lo, float* hi, const float* cos, const float* sin, __m256i m) {
+  const auto load = [m](const float* p) { return kTail ? _mm256_maskload_ps(p, m) : _mm256_loadu_ps(p); };
+  const __m256 c = load(cos), s = load(sin), x0 = load(lo), x1 = load(hi);
+  const __m256 y0 = _mm256_fmsub_ps(x0, c, _mm256_mul_ps(x1, s));
+  const __m256 y1 = _mm256_fmadd_ps(x0, s, _mm256_mul_ps(x1, c));
+  if (kTail) {
+    _mm256_maskstore_ps(lo, m, y0);
+    _mm256_maskstore_ps(hi, m, y1);
+  } else {
+    _mm256_storeu_ps(lo, y0);
+    _mm256_storeu_ps(hi, y1);
+  }
+}
+
 void rope_neox(float* x, int64_t n_heads, int64_t head_stride, int64_t rot_dim, const float* cos,
                const float* sin) noexcept {
-  const int64_t half = rot_dim / 2;
+  const int64_t half = rot_dim / 2, full = half & ~int64_t{7};
+  const __m256i tail = tail_mask(half - full);
   for (int64_t h = 0; h < n_heads; ++h) {
     float* lo = x + h * head_stride;
     float* hi = lo + half;
-    for (int64_t i = 0; i < half; i += 8) {
-      const __m256i m = tail_mask(half - i < 8 ? half - i : 8);
-      const __m256 c = _mm256_maskload_ps(cos + i, m), s = _mm256_maskload_ps(sin + i, m);
-      const __m256 x0 = _mm256_maskload_ps(lo + i, m), x1 = _mm256_maskload_ps(hi + i, m);
-      _mm256_maskstore_ps(lo + i, m, _mm256_fmsub_ps(x0, c, _mm256_mul_ps(x1, s)));
-      _mm256_maskstore_ps(hi + i, m, _mm256_fmadd_ps(x0, s, _mm256_mul_ps(x1, c)));
-    }
+    for (int64_t i = 0; i < full; i += 8) rope_neox_block<false>(lo + i, hi + i, cos + i, sin + i, tail);
+    if (full < half) rope_neox_block<true>(lo + full, hi + full, cos + full, sin + full, tail);
+  }
+}
+
+// One block of the interleaved rotation: 4 pairs (v[2i], v[2i+1]), masked when kTail.
+template <bool kTail>
+inline void rope_interleaved_block(float* v, const float* cos, const float* sin, __m128i m4, __m256i m8) {
+  const __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+  const __m128 c4 = kTail ? _mm_maskload_ps(cos, m4) : _mm_loadu_ps(cos);
+  const __m128 s4 = kTail ? _mm_maskload_ps(sin, m4) : _mm_loadu_ps(sin);
+  const __m256 c = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(c4), dup);
+  const __m256 s = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(s4), dup);
+  const __m256 xv = kTail ? _mm256_maskload_ps(v, m8) : _mm256_loadu_ps(v);
+  const __m256 swapped = _mm256_permute_ps(xv, 0xB1);  // (x1, x0) in each pair
+  // even lanes: x0 c - x1 s; odd lanes: x1 c + x0 s
+  const __m256 y = _mm256_fmaddsub_ps(xv, c, _mm256_mul_ps(swapped, s));
+  if (kTail) {
+    _mm256_maskstore_ps(v, m8, y);
+  } else {
+    _mm256_storeu_ps(v, y);
   }
 }
 
 void rope_interleaved(float* x, int64_t n_heads, int64_t head_stride, int64_t rot_dim, const float* cos,
                       const float* sin) noexcept {
-  const int64_t half = rot_dim / 2;
-  const __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+  const int64_t half = rot_dim / 2, full = half & ~int64_t{3};  // 4 pairs = 8 floats a step
+  const __m128i m4 = _mm256_castsi256_si128(tail_mask(half - full));
+  const __m256i m8 = tail_mask(2 * (half - full));
   for (int64_t h = 0; h < n_heads; ++h) {
     float* v = x + h * head_stride;
-    for (int64_t i = 0; i < half; i += 4) {  // 4 pairs = 8 floats a step
-      const int64_t pairs = half - i < 4 ? half - i : 4;
-      const __m128i m4 = _mm256_castsi256_si128(tail_mask(pairs));
-      const __m256i m8 = tail_mask(2 * pairs);
-      const __m256 c = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_maskload_ps(cos + i, m4)), dup);
-      const __m256 s = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_maskload_ps(sin + i, m4)), dup);
-      const __m256 xv = _mm256_maskload_ps(v + 2 * i, m8);
-      const __m256 swapped = _mm256_permute_ps(xv, 0xB1);  // (x1, x0) in each pair
-      // even lanes: x0 c - x1 s; odd lanes: x1 c + x0 s
-      _mm256_maskstore_ps(v + 2 * i, m8, _mm256_fmaddsub_ps(xv, c, _mm256_mul_ps(swapped, s)));
-    }
+    for (int64_t i = 0; i < full; i += 4) rope_interleaved_block<false>(v + 2 * i, cos + i, sin + i, m4, m8);
+    if (full < half) rope_interleaved_block<true>(v + 2 * full, cos + full, sin + full, m4, m8);
   }
 }
 
