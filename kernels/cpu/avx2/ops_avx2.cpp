@@ -165,34 +165,29 @@ void rope_neox(float* x, int64_t n_heads, int64_t head_stride, int64_t rot_dim, 
   }
 }
 
-// One block of the interleaved rotation: 4 pairs (v[2i], v[2i+1]), masked when kTail.
-template <bool kTail>
-inline void rope_interleaved_block(float* v, const float* cos, const float* sin, __m128i m4, __m256i m8) {
-  const __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
-  const __m128 c4 = kTail ? _mm_maskload_ps(cos, m4) : _mm_loadu_ps(cos);
-  const __m128 s4 = kTail ? _mm_maskload_ps(sin, m4) : _mm_loadu_ps(sin);
-  const __m256 c = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(c4), dup);
-  const __m256 s = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(s4), dup);
-  const __m256 xv = kTail ? _mm256_maskload_ps(v, m8) : _mm256_loadu_ps(v);
-  const __m256 swapped = _mm256_permute_ps(xv, 0xB1);  // (x1, x0) in each pair
-  // even lanes: x0 c - x1 s; odd lanes: x1 c + x0 s
-  const __m256 y = _mm256_fmaddsub_ps(xv, c, _mm256_mul_ps(swapped, s));
-  if (kTail) {
-    _mm256_maskstore_ps(v, m8, y);
-  } else {
-    _mm256_storeu_ps(v, y);
-  }
-}
-
 void rope_interleaved(float* x, int64_t n_heads, int64_t head_stride, int64_t rot_dim, const float* cos,
                       const float* sin) noexcept {
-  const int64_t half = rot_dim / 2, full = half & ~int64_t{3};  // 4 pairs = 8 floats a step
-  const __m128i m4 = _mm256_castsi256_si128(tail_mask(half - full));
-  const __m256i m8 = tail_mask(2 * (half - full));
-  for (int64_t h = 0; h < n_heads; ++h) {
-    float* v = x + h * head_stride;
-    for (int64_t i = 0; i < full; i += 4) rope_interleaved_block<false>(v + 2 * i, cos + i, sin + i, m4, m8);
-    if (full < half) rope_interleaved_block<true>(v + 2 * full, cos + full, sin + full, m4, m8);
+  const int64_t half = rot_dim / 2;
+  const __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+  // Blocks outside, heads inside: the duplicated cos/sin of a block serve every head.
+  for (int64_t i = 0; i < half; i += 4) {  // 4 pairs = 8 floats a step
+    const int64_t pairs = half - i < 4 ? half - i : 4;
+    const __m128i m4 = _mm256_castsi256_si128(tail_mask(pairs));
+    const __m256i m8 = tail_mask(2 * pairs);
+    const __m256 c = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_maskload_ps(cos + i, m4)), dup);
+    const __m256 s = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_maskload_ps(sin + i, m4)), dup);
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* v = x + h * head_stride + 2 * i;
+      const __m256 xv = pairs == 4 ? _mm256_loadu_ps(v) : _mm256_maskload_ps(v, m8);
+      const __m256 swapped = _mm256_permute_ps(xv, 0xB1);  // (x1, x0) in each pair
+      // even lanes: x0 c - x1 s; odd lanes: x1 c + x0 s
+      const __m256 y = _mm256_fmaddsub_ps(xv, c, _mm256_mul_ps(swapped, s));
+      if (pairs == 4) {
+        _mm256_storeu_ps(v, y);
+      } else {
+        _mm256_maskstore_ps(v, m8, y);
+      }
+    }
   }
 }
 

@@ -141,20 +141,19 @@ void rope_interleaved(float* x, int64_t n_heads, int64_t head_stride, int64_t ro
                       const float* sin) noexcept {
   const int64_t half = rot_dim / 2;
   const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-  for (int64_t h = 0; h < n_heads; ++h) {
-    float* v = x + h * head_stride;
-    for (int64_t i = 0; i < half; i += 8) {  // 8 pairs = 16 floats a step
-      const int64_t pairs = half - i < 8 ? half - i : 8;
-      const __mmask8 m8 = static_cast<__mmask8>((1u << pairs) - 1u);
-      const __mmask16 m16 = tail_mask(2 * pairs);
-      const __m512 c =
-          _mm512_maskz_permutexvar_ps(m16, dup, _mm512_zextps256_ps512(_mm256_maskz_loadu_ps(m8, cos + i)));
-      const __m512 s =
-          _mm512_maskz_permutexvar_ps(m16, dup, _mm512_zextps256_ps512(_mm256_maskz_loadu_ps(m8, sin + i)));
-      const __m512 xv = _mm512_maskz_loadu_ps(m16, v + 2 * i);
+  // Blocks outside, heads inside: the duplicated cos/sin of a block serve every head.
+  for (int64_t i = 0; i < half; i += 8) {  // 8 pairs = 16 floats a step
+    const int64_t pairs = half - i < 8 ? half - i : 8;
+    const __mmask8 m8 = static_cast<__mmask8>((1u << pairs) - 1u);
+    const __mmask16 m16 = tail_mask(2 * pairs);
+    const __m512 c = _mm512_maskz_permutexvar_ps(m16, dup, _mm512_zextps256_ps512(_mm256_maskz_loadu_ps(m8, cos + i)));
+    const __m512 s = _mm512_maskz_permutexvar_ps(m16, dup, _mm512_zextps256_ps512(_mm256_maskz_loadu_ps(m8, sin + i)));
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* v = x + h * head_stride + 2 * i;
+      const __m512 xv = _mm512_maskz_loadu_ps(m16, v);
       const __m512 swapped = _mm512_permute_ps(xv, 0xB1);  // (x1, x0) in each pair
       // even lanes: x0 c - x1 s; odd lanes: x1 c + x0 s
-      _mm512_mask_storeu_ps(v + 2 * i, m16, _mm512_fmaddsub_ps(xv, c, _mm512_mul_ps(swapped, s)));
+      _mm512_mask_storeu_ps(v, m16, _mm512_fmaddsub_ps(xv, c, _mm512_mul_ps(swapped, s)));
     }
   }
 }
