@@ -28,7 +28,7 @@ template <class... Args>
 }  // namespace qilin
 
 // Checks a condition at an API boundary; the message is only formatted on failure.
-#define QILIN_CHECK(cond, op, ...)        \
-  do {                                    \
+#define QILIN_CHECK(cond, op, ...)               \
+  do {                                           \
     if (!(cond)) ::qilin::fail(op, __VA_ARGS__); \
   } while (0)

@@ -10,7 +10,7 @@ inline constexpr int kQK = 32;    // elements per block of the 32-element format
 inline constexpr int kQKK = 256;  // elements per super-block of the k-quant formats
 
 struct BlockQ8_0 {
-  uint16_t d;      // scale: x = d * qs[i]
+  uint16_t d;  // scale: x = d * qs[i]
   int8_t qs[kQK];
 };
 static_assert(sizeof(BlockQ8_0) == 34);

@@ -56,8 +56,8 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   FunctionRef<void(int, int)>* job_ = nullptr;
   std::atomic<uint32_t> epoch_{0};  // bumped once per job; idle workers sleep on it (a futex word)
-  std::atomic<int> sleepers_{0};     // workers asleep or about to sleep: only then is a wake-up syscall needed
-  std::atomic<int> remaining_{0};    // workers still running the current job
+  std::atomic<int> sleepers_{0};    // workers asleep or about to sleep: only then is a wake-up syscall needed
+  std::atomic<int> remaining_{0};   // workers still running the current job
   std::atomic<bool> stop_{false};
 
   void wake_workers() noexcept;

@@ -99,11 +99,16 @@ bool isa_supported(Isa isa) noexcept {
   const bool avx512_bf16 = avx512 && f.avx512vnni && f.avx512bf16;
   const bool amx = avx512_bf16 && f.os_amx && f.amx_bf16 && f.amx_int8;
   switch (isa) {
-    case Isa::ref: return true;
-    case Isa::avx2: return avx2;
-    case Isa::avx512: return avx512;
-    case Isa::avx512_bf16: return avx512_bf16;
-    case Isa::amx: return amx;
+    case Isa::ref:
+      return true;
+    case Isa::avx2:
+      return avx2;
+    case Isa::avx512:
+      return avx512;
+    case Isa::avx512_bf16:
+      return avx512_bf16;
+    case Isa::amx:
+      return amx;
   }
   return false;
 }

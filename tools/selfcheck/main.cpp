@@ -32,9 +32,11 @@ using namespace qilin;
 void print_machine() {
   const cpu::CpuFeatures& f = cpu::cpu_features();
   auto yn = [](bool b) { return b ? "yes" : "no"; };
-  fmt::print("CPU features: avx2={} fma={} f16c={} avx512f/bw/vl/dq={}/{}/{}/{} vnni={} avx512_bf16={} amx tile/bf16/int8={}/{}/{}\n",
-             yn(f.avx2), yn(f.fma), yn(f.f16c), yn(f.avx512f), yn(f.avx512bw), yn(f.avx512vl), yn(f.avx512dq),
-             yn(f.avx512vnni), yn(f.avx512bf16), yn(f.amx_tile), yn(f.amx_bf16), yn(f.amx_int8));
+  fmt::print(
+      "CPU features: avx2={} fma={} f16c={} avx512f/bw/vl/dq={}/{}/{}/{} vnni={} avx512_bf16={} amx "
+      "tile/bf16/int8={}/{}/{}\n",
+      yn(f.avx2), yn(f.fma), yn(f.f16c), yn(f.avx512f), yn(f.avx512bw), yn(f.avx512vl), yn(f.avx512dq),
+      yn(f.avx512vnni), yn(f.avx512bf16), yn(f.amx_tile), yn(f.amx_bf16), yn(f.amx_int8));
   fmt::print("OS support:   ymm={} zmm={} amx tiles={}\n", yn(f.os_avx), yn(f.os_avx512), yn(f.os_amx));
   std::string levels;
   for (int i = 0; i < cpu::kIsaCount; ++i) {

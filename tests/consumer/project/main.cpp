@@ -1,9 +1,9 @@
 // A program outside the Qilin tree: it sees only the installed headers and package.
-#include <cstdio>
-
 #include <qilin/core/tensor.h>
 #include <qilin/kernels/cpu/isa.h>
 #include <qilin/kernels/matmul.h>
+
+#include <cstdio>
 
 int main() {
   using namespace qilin;
@@ -16,6 +16,7 @@ int main() {
   MatmulWeight weight(w.view());
   matmul(x.view(), weight, y.view(), pool);
   const float* out = y.data_as<float>();
-  std::printf("isa=%s y=[%g %g %g %g]\n", std::string(cpu::name_of(cpu::active_isa())).c_str(), out[0], out[1], out[2], out[3]);
+  std::printf("isa=%s y=[%g %g %g %g]\n", std::string(cpu::name_of(cpu::active_isa())).c_str(), out[0], out[1], out[2],
+              out[3]);
   return (out[0] == 0.0f && out[1] == 32.0f && out[2] == 64.0f && out[3] == 96.0f) ? 0 : 1;
 }
