@@ -9,6 +9,8 @@
 #include "kernels/matmul.h"
 #include "test_matmul_data.h"
 
+using namespace qilin;
+
 TEST_CASE("matmul: decode-size calls allocate nothing after a warm-up", "[matmul]") {
   test::IsaGuard guard;
   ThreadPool pool(2);

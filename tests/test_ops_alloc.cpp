@@ -10,6 +10,7 @@
 #include "kernels/ops.h"
 #include "test_ops_common.h"
 
+using namespace qilin;
 using namespace qilin::test;
 
 TEST_CASE("ops: a decode step's ops and a prefill attention allocate nothing", "[ops][alloc]") {
