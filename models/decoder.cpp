@@ -1,0 +1,303 @@
+#include "models/decoder.h"
+
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+#include "kernels/ops.h"
+#include "models/checkpoint.h"
+#include "models/tensor_names.h"
+
+namespace qilin {
+
+struct Decoder::Layer {
+  TensorView attn_norm, ffn_norm;
+  TensorView bq, bk, bv;        // Qwen2 (empty views otherwise)
+  TensorView q_norm, k_norm;    // Qwen3 (empty views otherwise)
+  MatmulWeight wq, wk, wv, wo;  // [heads*head_dim, d] ×3 (kv heads for k, v), [d, heads*head_dim]
+  MatmulWeight gate, up, down;  // [d_ff, d] ×2, [d, d_ff]
+};
+
+namespace {
+
+// Loads the checkpoint's tensors in the types the kernels take, checking shapes.
+class WeightLoader {
+ public:
+  WeightLoader(const Checkpoint& c, DType dequantize_to, std::vector<Tensor>& owned)
+      : c_(c), dequantize_to_(dequantize_to), owned_(owned) {}
+
+  // A Linear weight [rows, cols]: float types are used in place, block formats dequantized.
+  TensorView matrix(const std::string& name, int64_t rows, int64_t cols) {
+    const TensorView& w = checked(name, {rows, cols});
+    return traits(w.dtype()).is_float ? w : convert(w, dequantize_to_);
+  }
+  // A vector (norm weight, bias) as f32.
+  TensorView vector(const std::string& name, int64_t n) {
+    const TensorView& w = checked(name, {n});
+    return w.dtype() == DType::f32 ? w : convert(w, DType::f32);
+  }
+  TensorView optional_vector(const std::string& name, int64_t n, bool wanted) {
+    if (!wanted) return {};
+    return vector(name, n);
+  }
+
+ private:
+  const TensorView& checked(const std::string& name, Shape expected) {
+    const TensorView& w = c_.require(name);
+    if (!(w.shape() == expected)) {
+      fail("model", "{}: tensor {} is {} but the config implies {}", c_.path(), name, w.shape().str(),
+           expected.str());
+    }
+    if (w.dtype() == DType::i8 || w.dtype() == DType::i32) {
+      fail("model", "{}: tensor {} has type {}, which is not a weight type", c_.path(), name, name_of(w.dtype()));
+    }
+    return w;
+  }
+  // Row by row through f32 (the traits' exact to_float, then the rounding from_float).
+  TensorView convert(const TensorView& w, DType to) {
+    Tensor out = Tensor::empty(w.shape(), to);
+    std::vector<float> row(static_cast<size_t>(w.cols()));
+    for (int64_t r = 0; r < w.rows(); ++r) {
+      traits(w.dtype()).to_float(w.row(r), row.data(), w.cols());
+      if (to == DType::f32) {
+        std::memcpy(out.view().row(r), row.data(), row.size() * sizeof(float));
+      } else {
+        traits(to).from_float(row.data(), out.view().row(r), w.cols());
+      }
+    }
+    owned_.push_back(std::move(out));
+    return owned_.back().view();
+  }
+
+  const Checkpoint& c_;
+  DType dequantize_to_;
+  std::vector<Tensor>& owned_;
+};
+
+size_t matrix_bytes(const MatmulWeight& w) { return w.view().rows() * w.view().row_size(); }
+
+}  // namespace
+
+Decoder::Decoder(const Checkpoint& checkpoint, const DecoderOptions& options)
+    : config_(checkpoint.config()), options_(options) {
+  const ModelConfig& c = config_;
+  c.validate();
+  if (c.family == ModelFamily::glm4) fail("model", "{}: the glm4 family is not supported yet", checkpoint.path());
+  QILIN_CHECK(options.dequantize_to == DType::f32 || options.dequantize_to == DType::f16 ||
+                  options.dequantize_to == DType::bf16,
+              "model", "dequantize_to must be f32, f16 or bf16, not {}", name_of(options.dequantize_to));
+  QILIN_CHECK(options.max_batch_tokens >= 1 && options.max_logit_rows >= 1, "model",
+              "max_batch_tokens ({}) and max_logit_rows ({}) must be positive", options.max_batch_tokens,
+              options.max_logit_rows);
+
+  owned_.reserve(static_cast<size_t>(c.n_layers) * 16 + 4);  // views into owned_ must stay put
+  WeightLoader load(checkpoint, options.dequantize_to, owned_);
+  const int64_t d = c.d_model, q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
+  const int64_t max_m = options.max_batch_tokens;
+
+  token_embd_ = checkpoint.require("token_embd.weight");
+  if (!(token_embd_.shape() == Shape{c.vocab_size, d})) {
+    fail("model", "{}: token_embd.weight is {} but the config implies {}x{}", checkpoint.path(),
+         token_embd_.shape().str(), c.vocab_size, d);
+  }
+  output_norm_ = load.vector("output_norm.weight", d);
+  const bool tied = c.tied_embeddings || checkpoint.find("output.weight") == nullptr;
+  output_ = std::make_unique<MatmulWeight>(load.matrix(tied ? "token_embd.weight" : "output.weight", c.vocab_size, d));
+  output_->prepare(options.max_logit_rows, options.matmul);
+
+  layers_.reserve(static_cast<size_t>(c.n_layers));
+  for (int64_t il = 0; il < c.n_layers; ++il) {
+    auto name = [il](std::string_view suffix) { return layer_tensor(il, suffix); };
+    Layer layer{
+        load.vector(name("attn_norm.weight"), d),
+        load.vector(name("ffn_norm.weight"), d),
+        load.optional_vector(name("attn_q.bias"), q_dim, c.qkv_bias),
+        load.optional_vector(name("attn_k.bias"), kv_dim, c.qkv_bias),
+        load.optional_vector(name("attn_v.bias"), kv_dim, c.qkv_bias),
+        load.optional_vector(name("attn_q_norm.weight"), c.head_dim, c.qk_norm),
+        load.optional_vector(name("attn_k_norm.weight"), c.head_dim, c.qk_norm),
+        MatmulWeight(load.matrix(name("attn_q.weight"), q_dim, d)),
+        MatmulWeight(load.matrix(name("attn_k.weight"), kv_dim, d)),
+        MatmulWeight(load.matrix(name("attn_v.weight"), kv_dim, d)),
+        MatmulWeight(load.matrix(name("attn_output.weight"), d, q_dim)),
+        MatmulWeight(load.matrix(name("ffn_gate.weight"), c.d_ff, d)),
+        MatmulWeight(load.matrix(name("ffn_up.weight"), c.d_ff, d)),
+        MatmulWeight(load.matrix(name("ffn_down.weight"), d, c.d_ff)),
+    };
+    for (MatmulWeight* w : {&layer.wq, &layer.wk, &layer.wv, &layer.wo, &layer.gate, &layer.up, &layer.down}) {
+      w->prepare(max_m, options.matmul);
+    }
+    layers_.push_back(std::move(layer));
+  }
+
+  rope_ = std::make_unique<RopeCache>(c.rope_dim, c.max_context, c.rope_theta);
+
+  x_ = Tensor::empty({max_m, d}, DType::f32);
+  h_ = Tensor::empty({max_m, d}, DType::f32);
+  q_ = Tensor::empty({max_m, q_dim}, DType::f32);
+  k_ = Tensor::empty({max_m, kv_dim}, DType::f32);
+  v_ = Tensor::empty({max_m, kv_dim}, DType::f32);
+  attn_ = Tensor::empty({max_m, q_dim}, DType::f32);
+  gate_ = Tensor::empty({max_m, c.d_ff}, DType::f32);
+  up_ = Tensor::empty({max_m, c.d_ff}, DType::f32);
+  last_ = Tensor::empty({options.max_logit_rows, d}, DType::f32);
+  logits_ = Tensor::empty({options.max_logit_rows, c.vocab_size}, DType::f32);
+  ids_.resize(static_cast<size_t>(max_m));
+  positions_.resize(static_cast<size_t>(max_m));
+}
+
+Decoder::~Decoder() = default;
+
+KvCacheShape Decoder::kv_cache_shape(int64_t n_slots, int64_t context) const noexcept {
+  return {config_.n_layers, n_slots, config_.n_kv_heads, context, config_.head_dim};
+}
+
+size_t Decoder::weight_bytes_per_token() const noexcept {
+  size_t bytes = matrix_bytes(*output_) + token_embd_.row_size();
+  for (const Layer& l : layers_) {
+    for (const MatmulWeight* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) bytes += matrix_bytes(*w);
+  }
+  return bytes;
+}
+
+size_t Decoder::owned_weight_bytes() const noexcept {
+  size_t bytes = output_->packed_bytes();
+  for (const Tensor& t : owned_) bytes += t.nbytes();
+  for (const Layer& l : layers_) {
+    for (const MatmulWeight* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) bytes += w->packed_bytes();
+  }
+  return bytes;
+}
+
+void Decoder::check_batch(std::span<const ForwardRequest> batch, const KvCache& cache) const {
+  QILIN_CHECK(!batch.empty(), "forward", "empty batch");
+  const KvCacheShape& s = cache.shape();
+  QILIN_CHECK(s.n_layers == config_.n_layers && s.n_kv_heads == config_.n_kv_heads &&
+                  s.head_dim == config_.head_dim,
+              "forward", "the KV cache ({} layers, {} kv heads, head dim {}) does not fit the model ({}, {}, {})",
+              s.n_layers, s.n_kv_heads, s.head_dim, config_.n_layers, config_.n_kv_heads, config_.head_dim);
+  QILIN_CHECK(s.max_pos <= rope_->max_pos(), "forward", "the KV cache holds {} positions, the model at most {}",
+              s.max_pos, rope_->max_pos());
+  int64_t tokens = 0, logit_rows = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const ForwardRequest& r = batch[i];
+    QILIN_CHECK(r.slot >= 0 && r.slot < cache.n_slots(), "forward", "slot {} out of range ({} slots)", r.slot,
+                cache.n_slots());
+    for (size_t j = 0; j < i; ++j) {
+      QILIN_CHECK(batch[j].slot != r.slot, "forward", "slot {} appears twice in one batch", r.slot);
+    }
+    const auto n = static_cast<int64_t>(r.tokens.size());
+    QILIN_CHECK(n >= 1, "forward", "request for slot {} has no tokens", r.slot);
+    QILIN_CHECK(n <= cache.room(r.slot), "forward",
+                "slot {} holds {} of {} positions: {} more tokens do not fit (context full)", r.slot,
+                cache.length(r.slot), cache.max_pos(), n);
+    for (const int32_t id : r.tokens) {
+      QILIN_CHECK(id >= 0 && id < config_.vocab_size, "forward", "token id {} outside the vocabulary [0, {})", id,
+                  config_.vocab_size);
+    }
+    tokens += n;
+    logit_rows += r.all_logits ? n : 1;
+  }
+  QILIN_CHECK(tokens <= options_.max_batch_tokens, "forward", "{} tokens in one pass; the model was loaded for {}",
+              tokens, options_.max_batch_tokens);
+  QILIN_CHECK(logit_rows <= options_.max_logit_rows, "forward",
+              "{} logit rows in one pass; the model was loaded for {}", logit_rows, options_.max_logit_rows);
+}
+
+TensorView Decoder::forward(std::span<const ForwardRequest> batch, KvCache& cache, ThreadPool& pool) {
+  check_batch(batch, cache);
+  int64_t n = 0;
+  for (const ForwardRequest& r : batch) {
+    const int64_t pos0 = cache.length(r.slot);
+    for (size_t i = 0; i < r.tokens.size(); ++i, ++n) {
+      ids_[static_cast<size_t>(n)] = r.tokens[i];
+      positions_[static_cast<size_t>(n)] = static_cast<int32_t>(pos0 + static_cast<int64_t>(i));
+    }
+  }
+  const TensorView x = x_.view().slice_rows(0, n);
+  embedding(token_embd_, std::span<const int32_t>(ids_.data(), static_cast<size_t>(n)), x, pool);
+
+  for (int64_t il = 0; il < config_.n_layers; ++il) {
+    const Layer& layer = layers_[static_cast<size_t>(il)];
+    attention_block(layer, il, batch, n, cache, pool);
+    mlp_block(layer, n, pool);
+  }
+
+  // Gather the rows whose logits are wanted, then the final norm and the output projection.
+  int64_t rows = 0, first = 0;
+  const size_t row_bytes = static_cast<size_t>(config_.d_model) * sizeof(float);
+  for (const ForwardRequest& r : batch) {
+    const auto count = static_cast<int64_t>(r.tokens.size());
+    const int64_t from = r.all_logits ? first : first + count - 1;
+    const int64_t take = r.all_logits ? count : 1;
+    std::memcpy(last_.view().row(rows), x.row(from), row_bytes * static_cast<size_t>(take));
+    rows += take;
+    first += count;
+  }
+  const TensorView last = last_.view().slice_rows(0, rows);
+  rmsnorm(last, output_norm_, config_.norm_eps, last, pool);
+  const TensorView logits = logits_.view().slice_rows(0, rows);
+  matmul(last, *output_, logits, pool, options_.matmul);
+
+  for (const ForwardRequest& r : batch) cache.advance(r.slot, static_cast<int64_t>(r.tokens.size()));
+  return logits;
+}
+
+void Decoder::attention_block(const Layer& layer, int64_t il, std::span<const ForwardRequest> batch,
+                              int64_t n_tokens, KvCache& cache, ThreadPool& pool) {
+  const ModelConfig& c = config_;
+  const TensorView x = x_.view().slice_rows(0, n_tokens);
+  const TensorView h = h_.view().slice_rows(0, n_tokens);
+  const TensorView q = q_.view().slice_rows(0, n_tokens);
+  const TensorView k = k_.view().slice_rows(0, n_tokens);
+  const TensorView v = v_.view().slice_rows(0, n_tokens);
+  const TensorView out = attn_.view().slice_rows(0, n_tokens);
+
+  rmsnorm(x, layer.attn_norm, c.norm_eps, h, pool);
+  matmul(h, layer.wq, q, pool, options_.matmul);
+  matmul(h, layer.wk, k, pool, options_.matmul);
+  matmul(h, layer.wv, v, pool, options_.matmul);
+  if (c.qkv_bias) {
+    add_bias(q, layer.bq, pool);
+    add_bias(k, layer.bk, pool);
+    add_bias(v, layer.bv, pool);
+  }
+  if (c.qk_norm) {  // Qwen3: RMSNorm over each head's head_dim values
+    const TensorView q_heads = q.reshape({n_tokens * c.n_heads, c.head_dim});
+    const TensorView k_heads = k.reshape({n_tokens * c.n_kv_heads, c.head_dim});
+    rmsnorm(q_heads, layer.q_norm, c.norm_eps, q_heads, pool);
+    rmsnorm(k_heads, layer.k_norm, c.norm_eps, k_heads, pool);
+  }
+  const std::span<const int32_t> positions(positions_.data(), static_cast<size_t>(n_tokens));
+  const RopeLayout layout = c.rope_interleaved ? RopeLayout::interleaved : RopeLayout::neox;
+  rope(q.reshape({n_tokens, c.n_heads, c.head_dim}), positions, layout, *rope_, pool);
+  rope(k.reshape({n_tokens, c.n_kv_heads, c.head_dim}), positions, layout, *rope_, pool);
+
+  int64_t first = 0;
+  for (const ForwardRequest& r : batch) {
+    const auto count = static_cast<int64_t>(r.tokens.size());
+    const int64_t pos0 = cache.length(r.slot);
+    cache.store(il, r.slot, pos0, k.slice_rows(first, count), v.slice_rows(first, count));
+    attention(q.slice_rows(first, count).reshape({count, c.n_heads, c.head_dim}), cache.keys(il, r.slot),
+              cache.values(il, r.slot), pos0, out.slice_rows(first, count).reshape({count, c.n_heads, c.head_dim}),
+              pool);
+    first += count;
+  }
+  matmul(out, layer.wo, h, pool, options_.matmul);
+  add_inplace(x, h, pool);
+}
+
+void Decoder::mlp_block(const Layer& layer, int64_t n_tokens, ThreadPool& pool) {
+  const TensorView x = x_.view().slice_rows(0, n_tokens);
+  const TensorView h = h_.view().slice_rows(0, n_tokens);
+  const TensorView gate = gate_.view().slice_rows(0, n_tokens);
+  const TensorView up = up_.view().slice_rows(0, n_tokens);
+  rmsnorm(x, layer.ffn_norm, config_.norm_eps, h, pool);
+  matmul(h, layer.gate, gate, pool, options_.matmul);
+  matmul(h, layer.up, up, pool, options_.matmul);
+  swiglu(gate, up, gate, pool);
+  matmul(gate, layer.down, h, pool, options_.matmul);
+  add_inplace(x, h, pool);
+}
+
+}  // namespace qilin

@@ -1,0 +1,98 @@
+// Decoder: the forward pass shared by the Llama, Qwen2 and Qwen3 families.
+//
+//   x = embed(tokens)
+//   per layer:  h = rmsnorm(x);  q, k, v = h·Wq (+bq), h·Wk (+bk), h·Wv (+bv)
+//               [Qwen3: rmsnorm over each head of q and k]
+//               rope(q, k);  cache ← k, v;  x += attention(q, cache)·Wo
+//               h = rmsnorm(x);  x += (silu(h·Wgate) * h·Wup)·Wdown
+//   logits = rmsnorm(x)·Wout   (Wout = the embedding when tied)
+//
+// One forward pass takes tokens of several sequences (KV-cache slots) at once:
+// the matmuls see all their rows together, attention runs per sequence. Prefill
+// passes a chunk of a prompt, decode one token per sequence. Every buffer is
+// sized at construction: forward() does no heap allocation.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/allocator.h"
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "kernels/matmul.h"
+#include "models/kv_cache.h"
+#include "models/model_config.h"
+
+namespace qilin {
+
+class Checkpoint;
+
+struct DecoderOptions {
+  int64_t max_batch_tokens = 512;  // most token rows in one forward() (the prefill chunk)
+  int64_t max_logit_rows = 8;      // most logit rows one forward() returns
+  // Weights stored in a block format (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K) are dequantized
+  // to this type at load (f32, f16 or bf16) until the quantized kernels run them natively.
+  DType dequantize_to = DType::f32;
+  MatmulOptions matmul;  // e.g. allow_bf16_compute for AMX prefill
+};
+
+// The tokens one sequence contributes to a forward pass. They sit at positions
+// [cache.length(slot), + tokens.size()), and the pass advances the slot's length.
+struct ForwardRequest {
+  int64_t slot = 0;
+  std::span<const int32_t> tokens;
+  bool all_logits = false;  // logits for every token (perplexity, tests), not just the last
+};
+
+class Decoder {
+ public:
+  Decoder(const Checkpoint& checkpoint, const DecoderOptions& options);
+  ~Decoder();
+  Decoder(const Decoder&) = delete;
+  Decoder& operator=(const Decoder&) = delete;
+
+  const ModelConfig& config() const noexcept { return config_; }
+  const DecoderOptions& options() const noexcept { return options_; }
+
+  // The cache this model needs for `n_slots` sequences of up to `context` positions.
+  KvCacheShape kv_cache_shape(int64_t n_slots, int64_t context) const noexcept;
+
+  // Runs the requests (distinct slots) and returns their logits [rows, vocab], rows in
+  // request order: one per token for all_logits requests, else one for the last token.
+  // The view stays valid until the next forward(). Throws qilin::Error (before touching
+  // the cache) when a request does not fit: too many tokens or logit rows for the
+  // options, a slot out of range or without room, a token id outside the vocabulary.
+  TensorView forward(std::span<const ForwardRequest> batch, KvCache& cache, ThreadPool& pool);
+
+  // Bytes of weights one decode step reads (every matmul weight once, plus one
+  // embedding row): the numerator of the bandwidth roofline.
+  size_t weight_bytes_per_token() const noexcept;
+  // Bytes of weight memory this decoder owns (dequantized copies, packed forms);
+  // weights used in place from the file mapping are not counted.
+  size_t owned_weight_bytes() const noexcept;
+
+  struct Layer;
+
+ private:
+  void check_batch(std::span<const ForwardRequest> batch, const KvCache& cache) const;
+  void attention_block(const Layer& layer, int64_t il, std::span<const ForwardRequest> batch, int64_t n_tokens,
+                       KvCache& cache, ThreadPool& pool);
+  void mlp_block(const Layer& layer, int64_t n_tokens, ThreadPool& pool);
+
+  ModelConfig config_;
+  DecoderOptions options_;
+  std::vector<Tensor> owned_;  // dequantized / converted weights
+  std::vector<Layer> layers_;
+  TensorView token_embd_;
+  TensorView output_norm_;
+  std::unique_ptr<MatmulWeight> output_;
+  std::unique_ptr<class RopeCache> rope_;
+
+  // Activations, sized for max_batch_tokens rows.
+  Tensor x_, h_, q_, k_, v_, attn_, gate_, up_, last_, logits_;
+  std::vector<int32_t> ids_, positions_;
+};
+
+}  // namespace qilin

@@ -1,0 +1,69 @@
+// KvCache: the keys and values of every attention layer for several independent
+// sequences ("slots"), preallocated once at load.
+//
+// Layout [layer][slot][kv_head][pos][head_dim], f32 or f16: one (layer, slot)
+// pair is the [kv_heads, max_pos, head_dim] block the attention op reads, and a
+// head's positions are contiguous so decode streams them. Each slot has its own
+// length; the server's continuous batching decodes many slots in one forward pass.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "core/allocator.h"
+#include "core/tensor.h"
+
+namespace qilin {
+
+struct KvCacheShape {
+  int64_t n_layers = 0;
+  int64_t n_slots = 1;
+  int64_t n_kv_heads = 0;
+  int64_t max_pos = 0;  // context length of each slot
+  int64_t head_dim = 0;
+};
+
+class KvCache {
+ public:
+  KvCache() = default;
+  // dtype is f32 or f16; the memory is allocated (and zeroed) here, once.
+  KvCache(const KvCacheShape& shape, DType dtype);
+
+  const KvCacheShape& shape() const noexcept { return shape_; }
+  DType dtype() const noexcept { return dtype_; }
+  int64_t n_slots() const noexcept { return shape_.n_slots; }
+  int64_t max_pos() const noexcept { return shape_.max_pos; }
+  size_t bytes() const noexcept { return 2 * block_bytes_ * static_cast<size_t>(shape_.n_layers * shape_.n_slots); }
+
+  // [kv_heads, max_pos, head_dim] of one layer and slot.
+  TensorView keys(int64_t layer, int64_t slot) const noexcept { return block(0, layer, slot); }
+  TensorView values(int64_t layer, int64_t slot) const noexcept { return block(1, layer, slot); }
+
+  // Positions [0, length) of a slot hold valid entries.
+  int64_t length(int64_t slot) const noexcept { return lengths_[static_cast<size_t>(slot)]; }
+  // Positions left before the slot is full.
+  int64_t room(int64_t slot) const noexcept { return shape_.max_pos - length(slot); }
+  // Marks `n` more positions valid (after a forward pass wrote them); throws when
+  // that would pass max_pos — the caller checks room() first.
+  void advance(int64_t slot, int64_t n);
+  // Forgets everything after `length` (keeps a shared prefix, e.g. earlier chat turns).
+  void truncate(int64_t slot, int64_t length);
+  void clear(int64_t slot) { truncate(slot, 0); }
+
+  // Writes rows k_new/v_new [n, kv_heads, head_dim] (f32) at positions
+  // [pos0, pos0 + n) of (layer, slot), converting to the cache's dtype.
+  // Checked: pos0 + n <= max_pos.
+  void store(int64_t layer, int64_t slot, int64_t pos0, const TensorView& k_new, const TensorView& v_new);
+
+ private:
+  TensorView block(int which, int64_t layer, int64_t slot) const noexcept;
+
+  KvCacheShape shape_;
+  DType dtype_ = DType::f32;
+  size_t block_bytes_ = 0;  // one [kv_heads, max_pos, head_dim] block
+  AlignedBuffer memory_;
+  std::vector<int64_t> lengths_;
+};
+
+}  // namespace qilin
