@@ -50,8 +50,17 @@ constexpr PlanRow kCpuPlan[] = {
     {DType::f16, 1, cpu::Isa::ref, MatmulPath::eigen},           {DType::bf16, 1, cpu::Isa::ref, MatmulPath::eigen},
 };
 
-MatmulPath automatic_path(int64_t m, DType weight) {
+// With MatmulOptions::allow_bf16_compute, f32 and f16 weights take oneDNN's bf16
+// path (AMX tiles or AVX512-BF16) from this many rows on; below it the weight
+// streams through the own GEMV/GEMM in its stored type, which is bandwidth-bound anyway.
+constexpr int64_t kBf16ComputeMinRows = 16;
+
+MatmulPath automatic_path(int64_t m, DType weight, const MatmulOptions& opts) {
   const cpu::Isa isa = cpu::active_isa();
+  if (opts.allow_bf16_compute && (weight == DType::f32 || weight == DType::f16) && m >= kBf16ComputeMinRows &&
+      isa >= cpu::Isa::avx512_bf16) {
+    return MatmulPath::onednn;
+  }
   for (const PlanRow& row : kCpuPlan) {
     if (row.weight == weight && m >= row.min_m && isa >= row.min_isa) return row.path;
   }
@@ -112,7 +121,7 @@ std::string describe_plan(MatmulPath path, int64_t m, const MatmulWeight& w, con
       break;
     case MatmulPath::onednn:
       how = fmt::format("oneDNN {}{}", detail::onednn_impl_name(w),
-                        opts.allow_bf16_compute && w.view().dtype() == DType::f32 ? ", bf16 compute allowed" : "");
+                        opts.allow_bf16_compute && w.view().dtype() != DType::bf16 ? ", bf16 compute allowed" : "");
       break;
     default:
       break;
@@ -169,7 +178,7 @@ MatmulPath plan_matmul(int64_t m, const MatmulWeight& w, const MatmulOptions& op
     check_forced_path(forced, w.view().dtype(), opts);
     return forced;
   }
-  return automatic_path(m, w.view().dtype());
+  return automatic_path(m, w.view().dtype(), opts);
 }
 
 void matmul(const TensorView& x, const MatmulWeight& w, const TensorView& y, ThreadPool& pool,
