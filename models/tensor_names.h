@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "core/tensor.h"
 #include "models/model_config.h"
 
 namespace qilin {
@@ -20,5 +22,20 @@ std::string gguf_name_from_hf(ModelFamily family, std::string_view hf_name);
 std::string hf_name_from_gguf(ModelFamily family, std::string_view gguf_name);
 // "blk.<layer>.<suffix>", e.g. layer_tensor(3, "attn_q.weight").
 std::string layer_tensor(int64_t layer, std::string_view suffix);
+
+// True for the tensors a Hugging Face checkpoint may carry that are not model weights
+// (buffers such as "model.layers.N.self_attn.rotary_emb.inv_freq"); gguf_name_from_hf
+// returns "" for them, and also for names it does not know, which this tells apart.
+bool is_hf_buffer(std::string_view hf_name);
+
+// A weight of the model under its GGUF name, with its shape (outermost first).
+struct TensorSpec {
+  std::string name;
+  Shape shape;
+};
+// Every weight a checkpoint of `config` holds: token_embd, blk.0.* ... blk.N.*,
+// output_norm, output (unless tied). Throws
+// qilin::Error for a family whose layout Qilin does not know yet (glm4).
+std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
 
 }  // namespace qilin
