@@ -67,6 +67,13 @@ struct TokenizerConfig {
   std::string chat_template;              // the model's Jinja template, if any (see chat_template.h)
 };
 
+// A Hugging Face tokenizer.json parsed into the plain description, without building the
+// Tokenizer (what `convert` writes into GGUF); Tokenizer::from_json builds on it.
+TokenizerConfig tokenizer_config_from_json(std::string_view json, std::string_view name = "tokenizer.json");
+// The same from a file, with the chat template from tokenizer_config.json (or
+// chat_template.jinja) beside it.
+TokenizerConfig tokenizer_config_from_json_file(const std::string& path);
+
 struct EncodeOptions {
   bool add_special = true;    // add BOS/EOS as the tokenizer's config says (HF add_special_tokens)
   bool parse_special = true;  // recognise special tokens written in the text; false for untrusted text

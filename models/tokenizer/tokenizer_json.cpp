@@ -194,7 +194,7 @@ struct Parser {
 
 }  // namespace
 
-Tokenizer Tokenizer::from_json(std::string_view json, std::string_view name) {
+TokenizerConfig tokenizer_config_from_json(std::string_view json, std::string_view name) {
   Parser p{name, {}};
   try {
     const Json j = Json::parse(json.begin(), json.end());
@@ -213,30 +213,42 @@ Tokenizer Tokenizer::from_json(std::string_view json, std::string_view name) {
     if (p.c.eos_id < 0 && (t.content == "</s>" || t.content == "<|endoftext|>" || t.content == "<|end_of_text|>"))
       p.c.eos_id = t.id;
   }
-  return Tokenizer(std::move(p.c));
+  return std::move(p.c);
 }
 
-Tokenizer Tokenizer::from_json_file(const std::string& path) {
+TokenizerConfig tokenizer_config_from_json_file(const std::string& path) {
   auto read = [](const std::filesystem::path& file) {
     std::ifstream in(file, std::ios::binary);
     if (!in) fail(file.string(), "cannot open the file");
     return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   };
-  Tokenizer t = from_json(read(path), path);
-  const std::filesystem::path config = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
+  TokenizerConfig c = tokenizer_config_from_json(read(path), path);
+  const std::filesystem::path folder = std::filesystem::path(path).parent_path();
+  const std::filesystem::path config = folder / "tokenizer_config.json";
   if (std::filesystem::exists(config)) {
     try {
       const Json j = Json::parse(read(config));
       const Json templ = j.value("chat_template", Json());
-      if (templ.is_string()) t.set_chat_template(templ.get<std::string>());
+      if (templ.is_string()) c.chat_template = templ.get<std::string>();
       if (templ.is_array())  // [{name, template}]: the default one
         for (const Json& named : templ)
-          if (named.value("name", "") == "default") t.set_chat_template(named.value("template", ""));
+          if (named.value("name", "") == "default") c.chat_template = named.value("template", "");
     } catch (const Json::exception& e) {
       fail(config.string(), "{}", e.what());
     }
   }
-  return t;
+  // transformers >= 4.43 saves the template in its own file.
+  const std::filesystem::path jinja = folder / "chat_template.jinja";
+  if (c.chat_template.empty() && std::filesystem::exists(jinja)) c.chat_template = read(jinja);
+  return c;
+}
+
+Tokenizer Tokenizer::from_json(std::string_view json, std::string_view name) {
+  return Tokenizer(tokenizer_config_from_json(json, name));
+}
+
+Tokenizer Tokenizer::from_json_file(const std::string& path) {
+  return Tokenizer(tokenizer_config_from_json_file(path));
 }
 
 }  // namespace qilin
