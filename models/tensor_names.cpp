@@ -53,7 +53,9 @@ bool split_layer_name(std::string_view name, std::string_view prefix, int64_t* l
   if (!name.starts_with(prefix)) return false;
   name.remove_prefix(prefix.size());
   const size_t dot = name.find('.');
-  if (dot == 0 || dot == std::string_view::npos || (name[0] == '0' && dot > 1)) return false;  // canonical digits only
+  // Canonical decimal digits only ("3", not "03", "+3" or "-1"), so names map one to one.
+  if (dot == 0 || dot == std::string_view::npos || name[0] < '0' || name[0] > '9' || (name[0] == '0' && dot > 1))
+    return false;
   const auto [end, ec] = std::from_chars(name.data(), name.data() + dot, *layer);
   if (ec != std::errc() || end != name.data() + dot) return false;
   *suffix = name.substr(dot + 1);
