@@ -1,29 +1,17 @@
-// This machine's own limits, measured in the same run as the benchmarks that
-// are judged against them: DRAM streaming-read bandwidth (decode, M = 1, is a
-// weight stream) and the f32 FMA peak (prefill, large M, is arithmetic).
+// This machine's limits for the kernel benchmarks: the probes live in
+// tools/common/roofline.h (the end-to-end `bench` tool uses them too); this
+// header names them in qilin::bench, where the benchmarks look for them.
 #pragma once
 
-#include <cstddef>
-
-#include "core/thread_pool.h"
+#include "common/roofline.h"
 
 namespace qilin::bench {
 
-// Bytes/s (in GB/s) that the pool's threads read from a buffer of `bytes`,
-// each thread streaming its own contiguous slice; the best of `passes` passes.
-// The default working set (1 GiB) is far beyond any last-level cache.
-double measure_read_gbs(ThreadPool& pool, size_t bytes = size_t{1} << 30, int passes = 5);
-
-// f32 GFLOP/s of back-to-back independent FMAs on every thread of the pool:
-// AVX-512 (16 lanes) when the CPU has it, else AVX2 (8 lanes); best of `passes`.
-double measure_fma_gflops(ThreadPool& pool, int passes = 5);
-
-// The probes above for `threads` threads, measured on first use and cached for the run.
-double dram_read_gbs(int threads);
-// The DRAM probe measured again now (3 passes) and cached in place of the
-// earlier figure: for benchmarks that compare against it while the machine's
-// load may have changed since the start of the run.
-double dram_read_gbs_now(int threads);
-double fma_peak_gflops(int threads);
+using tools::dram_read_gbs;
+using tools::dram_read_gbs_now;
+using tools::fma_peak_gflops;
+using tools::measure_fma_gflops;
+using tools::measure_read_gbs;
+using tools::shared_pool;
 
 }  // namespace qilin::bench
