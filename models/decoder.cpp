@@ -23,8 +23,8 @@ namespace {
 // Loads the checkpoint's tensors in the types the kernels take, checking shapes.
 class WeightLoader {
  public:
-  WeightLoader(const Checkpoint& c, DType dequantize_to, std::vector<Tensor>& owned)
-      : c_(c), dequantize_to_(dequantize_to), owned_(owned) {}
+  WeightLoader(const Checkpoint& c, DType dequantize_to, std::vector<Tensor>& owned, ThreadPool& pool)
+      : c_(c), dequantize_to_(dequantize_to), owned_(owned), pool_(pool) {}
 
   // A Linear weight [rows, cols]: float types are used in place, block formats dequantized.
   TensorView matrix(const std::string& name, int64_t rows, int64_t cols) {
@@ -56,15 +56,15 @@ class WeightLoader {
   // Row by row through f32 (the traits' exact to_float, then the rounding from_float).
   TensorView convert(const TensorView& w, DType to) {
     Tensor out = Tensor::empty(w.shape(), to);
-    std::vector<float> row(static_cast<size_t>(w.cols()));
-    for (int64_t r = 0; r < w.rows(); ++r) {
-      traits(w.dtype()).to_float(w.row(r), row.data(), w.cols());
-      if (to == DType::f32) {
-        std::memcpy(out.view().row(r), row.data(), row.size() * sizeof(float));
-      } else {
-        traits(to).from_float(row.data(), out.view().row(r), w.cols());
+    const TensorView dst = out.view();
+    pool_.parallel_for(w.rows(), 64, [&](int64_t r0, int64_t r1) {
+      std::vector<float> row(to == DType::f32 ? 0 : static_cast<size_t>(w.cols()));
+      for (int64_t r = r0; r < r1; ++r) {
+        float* f = to == DType::f32 ? dst.row<float>(r) : row.data();
+        traits(w.dtype()).to_float(w.row(r), f, w.cols());
+        if (to != DType::f32) traits(to).from_float(f, dst.row(r), w.cols());
       }
-    }
+    });
     owned_.push_back(std::move(out));
     return owned_.back().view();
   }
@@ -72,13 +72,14 @@ class WeightLoader {
   const Checkpoint& c_;
   DType dequantize_to_;
   std::vector<Tensor>& owned_;
+  ThreadPool& pool_;
 };
 
 size_t matrix_bytes(const MatmulWeight& w) { return w.view().rows() * w.view().row_size(); }
 
 }  // namespace
 
-Decoder::Decoder(const Checkpoint& checkpoint, const DecoderOptions& options)
+Decoder::Decoder(const Checkpoint& checkpoint, const DecoderOptions& options, ThreadPool& pool)
     : config_(checkpoint.config()), options_(options) {
   const ModelConfig& c = config_;
   c.validate();
@@ -91,7 +92,7 @@ Decoder::Decoder(const Checkpoint& checkpoint, const DecoderOptions& options)
               options.max_logit_rows);
 
   owned_.reserve(static_cast<size_t>(c.n_layers) * 16 + 4);  // views into owned_ must stay put
-  WeightLoader load(checkpoint, options.dequantize_to, owned_);
+  WeightLoader load(checkpoint, options.dequantize_to, owned_, pool);
   const int64_t d = c.d_model, q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
   const int64_t max_m = options.max_batch_tokens;
 

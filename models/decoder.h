@@ -48,7 +48,8 @@ struct ForwardRequest {
 
 class Decoder {
  public:
-  Decoder(const Checkpoint& checkpoint, const DecoderOptions& options);
+  // The pool converts weights stored in block formats (in parallel, once).
+  Decoder(const Checkpoint& checkpoint, const DecoderOptions& options, ThreadPool& pool);
   ~Decoder();
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;
