@@ -1,0 +1,89 @@
+// qilin-perplexity: perplexity of a text file over fixed-size windows, like
+// llama-perplexity (same windows, same scoring, same error estimate).
+//
+//   qilin-perplexity -m MODEL -f TEXT_FILE [-c 512] [-b 512] [--chunks N] [-t N]
+//                    [--kv-type f16|f32] [--no-bf16]
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "common/cli.h"
+#include "common/perplexity.h"
+#include "core/error.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: qilin-perplexity -m MODEL -f TEXT_FILE [options]
+
+  -m, --model PATH     GGUF file or Hugging Face folder (with a vocabulary)
+  -f, --file PATH      the text to score
+  -c, --ctx-size N     tokens per window; the second half of each is scored   default 512
+  -b, --batch N        tokens per forward pass (at most the window)           default 512
+  --chunks N           evaluate at most N windows                             default: all
+  -t, --threads N      threads                                                default: every hardware thread
+  --kv-type f16|f32    KV-cache type                                          default f16
+  --no-bf16            prompt matmuls in the weights' own type instead of bf16 (AMX)
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  using namespace qilin;
+  tools::Args args(argc, argv);
+  if (args.has({"-h", "--help"})) {
+    fmt::print("{}", kUsage);
+    return 0;
+  }
+  const std::string model_path = args.get({"-m", "--model"});
+  const std::string text_path = args.get({"-f", "--file"});
+  tools::PerplexityOptions options;
+  options.window = args.get_int({"-c", "--ctx-size"}, 512);
+  const int64_t batch = args.get_int({"-b", "--batch"}, 512);
+  options.max_chunks = args.get_int({"--chunks"}, -1);
+  const int64_t threads = args.get_int({"-t", "--threads"}, 0);
+  const std::string kv = args.get({"--kv-type"}, "f16");
+  const bool bf16 = !args.has({"--no-bf16"});
+  args.finish();
+  if (model_path.empty() || text_path.empty()) {
+    fmt::print(stderr, "{}", kUsage);
+    return 1;
+  }
+  QILIN_CHECK(kv == "f16" || kv == "f32", "args", "--kv-type expects f16 or f32, got '{}'", kv);
+  QILIN_CHECK(batch >= 1, "args", "-b must be positive, got {}", batch);
+  QILIN_CHECK(threads >= 0 && threads <= 1024, "args", "-t expects a thread count in [0, 1024], got {}", threads);
+
+  LoadOptions load;
+  load.threads = static_cast<int>(threads);
+  load.context = options.window;
+  load.batch = std::min(batch, options.window);
+  load.max_logit_rows = load.batch;
+  load.kv_type = kv == "f16" ? DType::f16 : DType::f32;
+  load.bf16_prefill = bf16;
+  const auto model = Model::load(model_path, load);
+  if (!model->has_tokenizer()) {
+    fail("perplexity", "{} carries no vocabulary: perplexity needs the model's tokenizer", model_path);
+  }
+  const std::string text = tools::read_text_file(text_path);
+  const tools::TokenizedText tokens = tools::tokenize_for_perplexity(model->tokenizer(), text);
+  options.bos_id = tokens.bos_id;
+  const int64_t whole = static_cast<int64_t>(tokens.ids.size()) / options.window;
+  const int64_t chunks = options.max_chunks >= 0 ? std::min(whole, options.max_chunks) : whole;
+  fmt::print(stderr, "{}: loaded in {:.2f} s; {} tokens, {} windows of {} (of {}), batch {}, {} threads\n", model_path,
+             model->load_seconds(), tokens.ids.size(), chunks, options.window, whole, load.batch,
+             model->options().threads);
+
+  const tools::PerplexityResult result =
+      tools::evaluate_perplexity(*model, tokens.ids, options, [](const tools::PerplexityResult& r) {
+        fmt::print("[{}] {:.4f} ± {:.4f}   ({:.1f} tokens/s)\n", r.chunks, r.perplexity(), r.perplexity_error(),
+                   r.tokens_per_second());
+        std::fflush(stdout);
+      });
+  fmt::print("Final estimate: PPL = {:.4f} +/- {:.5f}\n", result.perplexity(), result.perplexity_error());
+  fmt::print(stderr, "{} tokens ({} scored) in {:.2f} s: {:.1f} tokens/s\n", result.evaluated_tokens,
+             result.scored_tokens, result.seconds, result.tokens_per_second());
+  return 0;
+} catch (const std::exception& e) {
+  fmt::print(stderr, "qilin-perplexity: {}\n", e.what());
+  return 1;
+}
