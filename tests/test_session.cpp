@@ -1,0 +1,125 @@
+// Session: the generation loop over a tiny random-weight model (no tokenizer, so
+// token ids in and out): greedy equals the decoder's argmax chain, cached
+// prefixes are reused without changing the result, stop reasons are right.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <vector>
+
+#include "core/error.h"
+#include "models/model.h"
+#include "models/session.h"
+
+using namespace qilin;
+
+namespace {
+
+const std::string kLlama = std::string(QILIN_TEST_DATA_DIR) + "/models/llama";
+
+LoadOptions tiny_options(int64_t context = 64) {
+  LoadOptions o;
+  o.threads = 2;
+  o.context = context;
+  o.kv_type = DType::f32;
+  o.batch = 16;  // prompts longer than this are prefilled in several chunks
+  o.bf16_prefill = false;
+  return o;
+}
+
+GenerateOptions greedy(int32_t n) {
+  GenerateOptions g;
+  g.sampling.temperature = 0;
+  g.max_new_tokens = n;
+  g.ignore_eos = true;
+  return g;
+}
+
+// The argmax chain computed with the decoder directly, one token at a time.
+std::vector<int32_t> argmax_chain(Model& m, std::vector<int32_t> prompt, int n) {
+  m.cache().clear(0);
+  std::vector<int32_t> out;
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    const ForwardRequest r{0, std::span<const int32_t>(prompt).subspan(i, 1), false};
+    const TensorView logits = m.decoder().forward({&r, 1}, m.cache(), m.pool());
+    if (i + 1 == prompt.size()) {
+      out.push_back(static_cast<int32_t>(std::max_element(logits.row<float>(0), logits.row<float>(0) + logits.cols()) -
+                                         logits.row<float>(0)));
+    }
+  }
+  while (static_cast<int>(out.size()) < n) {
+    const ForwardRequest r{0, std::span<const int32_t>(&out.back(), 1), false};
+    const TensorView logits = m.decoder().forward({&r, 1}, m.cache(), m.pool());
+    out.push_back(static_cast<int32_t>(std::max_element(logits.row<float>(0), logits.row<float>(0) + logits.cols()) -
+                                       logits.row<float>(0)));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("session: greedy generation equals the decoder's argmax chain", "[session]") {
+  std::unique_ptr<Model> m = Model::load(kLlama, tiny_options());
+  const std::vector<int32_t> prompt = {5, 17, 42, 99, 3, 250, 7, 7, 1, 64, 128, 31, 2, 8, 90, 11, 12, 13, 300};
+  const std::vector<int32_t> want = argmax_chain(*m, prompt, 20);
+  Session s(*m);
+  const GenerateResult r = s.complete_tokens(prompt, greedy(20));
+  CHECK(r.tokens == want);
+  CHECK(r.stop_reason == StopReason::max_tokens);
+  CHECK(r.stats.prompt_tokens == static_cast<int64_t>(prompt.size()));
+  CHECK(r.stats.generated_tokens == 20);
+  // The slot holds the prompt and every generated token but the last (never fed back).
+  CHECK(s.tokens().size() == prompt.size() + 19);
+  CHECK(m->cache().length(0) == static_cast<int64_t>(s.tokens().size()));
+}
+
+TEST_CASE("session: a continued context reuses the cached prefix and changes nothing", "[session]") {
+  std::unique_ptr<Model> m = Model::load(kLlama, tiny_options());
+  const std::vector<int32_t> first = {5, 17, 42, 99, 3};
+  Session s(*m);
+  const GenerateResult a = s.complete_tokens(first, greedy(4));
+  const std::vector<int32_t> more = {250, 7, 7};
+  const GenerateResult b = s.complete_tokens(more, greedy(6));
+  CHECK(b.stats.reused_tokens == static_cast<int64_t>(first.size() + 3));
+  CHECK(b.stats.prompt_tokens == static_cast<int64_t>(more.size()));
+
+  // The same context from scratch.
+  std::vector<int32_t> whole = first;
+  whole.insert(whole.end(), a.tokens.begin(), a.tokens.end() - 1);  // the last sampled token was not fed
+  whole.insert(whole.end(), more.begin(), more.end());
+  Session fresh(*m);
+  const GenerateResult c = fresh.complete_tokens(whole, greedy(6));
+  CHECK(c.tokens == b.tokens);
+  CHECK(c.stats.reused_tokens == 0);
+}
+
+TEST_CASE("session: the context limit stops generation with a clear reason", "[session]") {
+  std::unique_ptr<Model> m = Model::load(kLlama, tiny_options(24));
+  Session s(*m);
+  const std::vector<int32_t> prompt(20, 9);
+  const GenerateResult r = s.complete_tokens(prompt, greedy(100));
+  CHECK(r.stop_reason == StopReason::context_full);
+  CHECK(r.tokens.size() == 5);  // 4 fed back fill positions 20..23, the 5th has nowhere to go
+  CHECK(m->cache().length(0) == 24);
+  const std::vector<int32_t> too_long(24, 9);
+  Session t(*m);
+  CHECK_THROWS_AS(t.complete_tokens(too_long, greedy(1)), Error);
+}
+
+TEST_CASE("session: sampling is reproducible with a seed and differs across seeds", "[session]") {
+  std::unique_ptr<Model> m = Model::load(kLlama, tiny_options());
+  const std::vector<int32_t> prompt = {5, 17, 42};
+  GenerateOptions g = greedy(24);
+  g.sampling.temperature = 1.5f;  // flat enough that two seeds part quickly
+  g.sampling.top_k = 0;
+  g.sampling.top_p = 1.0f;
+  g.sampling.min_p = 0.0f;
+  g.sampling.seed = 1234;
+  Session s(*m);
+  const GenerateResult a = s.complete_tokens(prompt, g);
+  s.reset();
+  const GenerateResult b = s.complete_tokens(prompt, g);
+  CHECK(a.tokens == b.tokens);
+  g.sampling.seed = 4321;
+  s.reset();
+  const GenerateResult c = s.complete_tokens(prompt, g);
+  CHECK(a.tokens != c.tokens);
+}
