@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# The main job, from a fresh checkout: installs dependencies, builds the
-# release preset, then runs the kernel self-check (every ISA level and matmul
-# path against the scalar reference) and the headline kernel benchmarks.
-# (Text generation with SmolLM2 replaces this once the models land.)
+# The main job, from a fresh checkout: installs dependencies, fetches the default
+# model (SmolLM2-135M-Instruct, Q4_1 GGUF; scripts/fetch-model.sh checks its sha256),
+# builds the release preset and asks the model a question through qilin-generate.
+# Extra arguments go to qilin-generate, e.g.  scripts/main.sh -p "Tell me a joke" -n 64
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+model=$(scripts/fetch-model.sh)
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)"
-build/release/tools/qilin-selfcheck -t "$(nproc)"
-build/release/bench/qilin_bench_kernels --benchmark_min_time=0.2 \
-  --benchmark_filter='roofline|matmul/.*/(576x1536|896x4864)/m:(1|512)/' "$@"
+prompt="What is the capital of France, and what is it famous for?"
+build/release/tools/qilin-generate -m "$model" -i -p "$prompt" -n 128 --temp 0 "$@" </dev/null

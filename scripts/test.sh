@@ -9,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# The real-model tests run SmolLM2-135M-Instruct (fetched once, sha256-checked, cached).
+QILIN_SMOLLM2_GGUF=$(scripts/fetch-model.sh)
+export QILIN_SMOLLM2_GGUF
 
 jobs=$(nproc)
 status=0
