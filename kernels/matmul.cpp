@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <new>
 #include <set>
 #include <string>
 #include <tuple>
@@ -181,8 +182,11 @@ MatmulPath plan_matmul(int64_t m, const MatmulWeight& w, const MatmulOptions& op
   return automatic_path(m, w.view().dtype(), opts);
 }
 
-void matmul(const TensorView& x, const MatmulWeight& w, const TensorView& y, ThreadPool& pool,
-            const MatmulOptions& opts) {
+namespace {
+
+// Checks one product and describes it for the paths.
+detail::MatmulCall checked_call(const TensorView& x, const MatmulWeight& w, const TensorView& y, ThreadPool& pool,
+                                const MatmulOptions& opts) {
   const TensorView& wv = w.view();
   if (x.device() != Device::cpu || y.device() != Device::cpu) {
     fail("matmul", "x is on {} and y on {}, but the CUDA backend is not built/wired into matmul yet",
@@ -207,11 +211,11 @@ void matmul(const TensorView& x, const MatmulWeight& w, const TensorView& y, Thr
   if (x.row_stride_bytes() % 4 != 0 || y.row_stride_bytes() % 4 != 0) {
     fail("matmul", "x {} and y {} need row strides that are whole floats", x.shape().str(), y.shape().str());
   }
-  if (m == 0) return;
+  return {x.data_as<float>(),       y.data_as<float>(),       m, w.n(), k,
+          x.row_stride_bytes() / 4, y.row_stride_bytes() / 4, w, pool,  opts};
+}
 
-  const MatmulPath path = plan_matmul(m, w, opts);
-  const detail::MatmulCall call{x.data_as<float>(),       y.data_as<float>(),       m, w.n(), k,
-                                x.row_stride_bytes() / 4, y.row_stride_bytes() / 4, w, pool,  opts};
+void run_path(MatmulPath path, const detail::MatmulCall& call) {
   switch (path) {
     case MatmulPath::ref:
       detail::run_cpu_kernels(call, true);
@@ -228,7 +232,47 @@ void matmul(const TensorView& x, const MatmulWeight& w, const TensorView& y, Thr
     default:
       fail("matmul", "path {} is not available on the CPU", name_of(path));
   }
-  if (opts.verbose || verbose_from_environment()) print_plan_once(path, m, w, opts, pool.size());
+}
+
+}  // namespace
+
+void matmul(const TensorView& x, const MatmulWeight& w, const TensorView& y, ThreadPool& pool,
+            const MatmulOptions& opts) {
+  const detail::MatmulCall call = checked_call(x, w, y, pool, opts);
+  if (call.m == 0) return;
+  const MatmulPath path = plan_matmul(call.m, w, opts);
+  run_path(path, call);
+  if (opts.verbose || verbose_from_environment()) print_plan_once(path, call.m, w, opts, pool.size());
+}
+
+void matmul_group(const TensorView& x, std::span<const MatmulWeight* const> w, std::span<const TensorView> y,
+                  ThreadPool& pool, const MatmulOptions& opts) {
+  if (w.size() != y.size() || w.empty() || w.size() > 8) {
+    fail("matmul", "matmul_group takes 1 to 8 weights and as many outputs, got {} and {}", w.size(), y.size());
+  }
+  // Fixed storage: the decode loop calls this and must not allocate (MatmulCall holds
+  // references, so it is built in place and trivially destroyed).
+  alignas(detail::MatmulCall) unsigned char storage[8 * sizeof(detail::MatmulCall)];
+  auto* built = reinterpret_cast<detail::MatmulCall*>(storage);
+  for (size_t i = 0; i < w.size(); ++i) new (built + i) detail::MatmulCall(checked_call(x, *w[i], y[i], pool, opts));
+  const std::span<const detail::MatmulCall> calls(built, w.size());
+  if (calls.front().m == 0) return;
+  const MatmulPath first = plan_matmul(calls.front().m, *w[0], opts);
+  bool same = first == MatmulPath::simd || first == MatmulPath::ref;
+  for (size_t i = 1; i < w.size() && same; ++i) same = plan_matmul(calls[i].m, *w[i], opts) == first;
+  const bool verbose = opts.verbose || verbose_from_environment();
+  if (same) {
+    detail::run_cpu_kernels_group(calls, first == MatmulPath::ref);
+    if (verbose) {
+      for (size_t i = 0; i < w.size(); ++i) print_plan_once(first, calls[i].m, *w[i], opts, pool.size());
+    }
+    return;
+  }
+  for (size_t i = 0; i < w.size(); ++i) {
+    const MatmulPath path = plan_matmul(calls[i].m, *w[i], opts);
+    run_path(path, calls[i]);
+    if (verbose) print_plan_once(path, calls[i].m, *w[i], opts, pool.size());
+  }
 }
 
 }  // namespace qilin

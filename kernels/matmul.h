@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string_view>
 
 #include "core/tensor.h"
@@ -78,5 +79,13 @@ MatmulPath plan_matmul(int64_t m, const MatmulWeight& w, const MatmulOptions& op
 // Throws qilin::Error naming the shapes when they do not fit.
 void matmul(const TensorView& x, const MatmulWeight& w, const TensorView& y, ThreadPool& pool,
             const MatmulOptions& opts = {});
+
+// y[i] = x · W[i]ᵀ for several weights that read the same activations (a layer's
+// Q, K and V projections; the MLP's gate and up). The same result as one matmul()
+// per weight, but on the own CPU kernels the rows of every weight are split over the
+// pool in a single parallel region: one wake-up and one barrier instead of one per
+// weight, which is what small-model decode is bound by. At most 8 weights.
+void matmul_group(const TensorView& x, std::span<const MatmulWeight* const> w, std::span<const TensorView> y,
+                  ThreadPool& pool, const MatmulOptions& opts = {});
 
 }  // namespace qilin

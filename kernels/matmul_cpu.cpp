@@ -4,6 +4,7 @@
 // Allocation-free once warm: the only scratch (for gemm kernels that pack a
 // block of W) is a per-thread buffer, allocated on a thread's first such call.
 #include <cstring>
+#include <span>
 
 #include "core/allocator.h"
 #include "kernels/cpu/gemm_table.h"
@@ -62,6 +63,46 @@ void run_cpu_kernels(const MatmulCall& call, bool scalar_ref) {
     cpu::GemmArgs own = args;
     own.scratch = thread_scratch(scratch_bytes);
     fn(own, n0, n1);
+  });
+}
+
+void run_cpu_kernels_group(std::span<const MatmulCall> calls, bool scalar_ref) {
+  // Work is counted in units of each kernel's grain; the pool splits the units of all
+  // calls as one range, so a thread may finish one weight's rows and start the next's.
+  constexpr int kMaxGroup = 8;
+  const cpu::GemmKernel* kernels[kMaxGroup];
+  cpu::GemmArgs args[kMaxGroup];
+  int64_t first_unit[kMaxGroup + 1];
+  const size_t count = calls.size() < kMaxGroup ? calls.size() : kMaxGroup;
+  first_unit[0] = 0;
+  size_t scratch_bytes = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const MatmulCall& c = calls[i];
+    kernels[i] = &kernel_for(table_for(scalar_ref), c.m, c.w.view().dtype());
+    args[i].x = c.x;
+    args[i].w = c.w.view().data();
+    args[i].y = c.y;
+    args[i].m = c.m;
+    args[i].k = c.k;
+    args[i].ldx = c.ldx;
+    args[i].ldy = c.ldy;
+    args[i].w_stride = c.w.view().row_stride_bytes();
+    first_unit[i + 1] = first_unit[i] + (c.n + kernels[i]->n_grain - 1) / kernels[i]->n_grain;
+    scratch_bytes = scratch_bytes > kernels[i]->scratch_bytes ? scratch_bytes : kernels[i]->scratch_bytes;
+  }
+  calls.front().pool.parallel_for(first_unit[count], 1, [&](int64_t u0, int64_t u1) {
+    void* scratch = scratch_bytes ? thread_scratch(scratch_bytes) : nullptr;
+    for (size_t i = 0; i < count; ++i) {
+      const int64_t b = u0 > first_unit[i] ? u0 : first_unit[i];
+      const int64_t e = u1 < first_unit[i + 1] ? u1 : first_unit[i + 1];
+      if (b >= e) continue;
+      const int64_t grain = kernels[i]->n_grain;
+      const int64_t n0 = (b - first_unit[i]) * grain;
+      const int64_t n1 = (e - first_unit[i]) * grain < calls[i].n ? (e - first_unit[i]) * grain : calls[i].n;
+      cpu::GemmArgs own = args[i];
+      own.scratch = scratch;
+      kernels[i]->fn(own, n0, n1);
+    }
   });
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 
 #include "kernels/matmul.h"
@@ -27,6 +28,8 @@ struct MatmulCall {
 // Own kernels (kernels/cpu/gemm_table.h): `ref` uses the scalar table, `simd`
 // the active ISA level's. Allocation-free after the first call of a shape.
 void run_cpu_kernels(const MatmulCall& call, bool scalar_ref);
+// Several calls with the same x in one parallel region (at most 8; see matmul_group).
+void run_cpu_kernels_group(std::span<const MatmulCall> calls, bool scalar_ref);
 // The name of the kernel run_cpu_kernels would use (for the verbose plan).
 const char* cpu_kernel_name(int64_t m, DType w, bool scalar_ref);
 

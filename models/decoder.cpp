@@ -255,9 +255,9 @@ void Decoder::attention_block(const Layer& layer, int64_t il, std::span<const Fo
   const TensorView out = attn_.view().slice_rows(0, n_tokens);
 
   rmsnorm(x, layer.attn_norm, c.norm_eps, h, pool);
-  matmul(h, layer.wq, q, pool, options_.matmul);
-  matmul(h, layer.wk, k, pool, options_.matmul);
-  matmul(h, layer.wv, v, pool, options_.matmul);
+  const MatmulWeight* qkv_w[3] = {&layer.wq, &layer.wk, &layer.wv};
+  const TensorView qkv_y[3] = {q, k, v};
+  matmul_group(h, qkv_w, qkv_y, pool, options_.matmul);
   if (c.qkv_bias) {
     add_bias(q, layer.bq, pool);
     add_bias(k, layer.bk, pool);
@@ -294,8 +294,9 @@ void Decoder::mlp_block(const Layer& layer, int64_t n_tokens, ThreadPool& pool) 
   const TensorView gate = gate_.view().slice_rows(0, n_tokens);
   const TensorView up = up_.view().slice_rows(0, n_tokens);
   rmsnorm(x, layer.ffn_norm, config_.norm_eps, h, pool);
-  matmul(h, layer.gate, gate, pool, options_.matmul);
-  matmul(h, layer.up, up, pool, options_.matmul);
+  const MatmulWeight* gate_up_w[2] = {&layer.gate, &layer.up};
+  const TensorView gate_up_y[2] = {gate, up};
+  matmul_group(h, gate_up_w, gate_up_y, pool, options_.matmul);
   swiglu(gate, up, gate, pool);
   matmul(gate, layer.down, h, pool, options_.matmul);
   add_inplace(x, h, pool);
