@@ -62,9 +62,9 @@ void BM_Sample(benchmark::State& state, Config config) {
 void vocab_sizes(benchmark::internal::Benchmark* b) { b->Arg(49152)->Arg(151936)->Unit(benchmark::kMicrosecond); }
 
 BENCHMARK_CAPTURE(BM_Sample, defaults, Config::defaults)->Apply(vocab_sizes);
-BENCHMARK_CAPTURE(BM_Sample, top_k0_top_p0 .9, Config::top_p_0_9)->Apply(vocab_sizes);
-BENCHMARK_CAPTURE(BM_Sample, top_k0_top_p0 .9_min_p0, Config::top_p_0_9_no_min_p)->Apply(vocab_sizes);
-BENCHMARK_CAPTURE(BM_Sample, flat_top_k0_top_p0 .9_min_p0, Config::flat_top_p_0_9)->Apply(vocab_sizes);
+BENCHMARK_CAPTURE(BM_Sample, top_k0_top_p90, Config::top_p_0_9)->Apply(vocab_sizes);
+BENCHMARK_CAPTURE(BM_Sample, top_k0_top_p90_min_p0, Config::top_p_0_9_no_min_p)->Apply(vocab_sizes);
+BENCHMARK_CAPTURE(BM_Sample, flat_top_k0_top_p90_min_p0, Config::flat_top_p_0_9)->Apply(vocab_sizes);
 BENCHMARK_CAPTURE(BM_Sample, greedy, Config::greedy)->Apply(vocab_sizes);
 
 }  // namespace

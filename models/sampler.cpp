@@ -14,10 +14,10 @@
 //   min-p is a logit cut (logit >= max + log(min_p)); temperature scales what is left
 //   and the draw walks the kept tokens in id order with integer cumulative masses.
 //
-// Probabilities are fixed point: mass = round(exp(l - max) * 2^40). The largest token
-// weighs 2^40, a vocabulary of 2^17 sums below 2^58, and integer sums do not depend on
-// their order. A token below 2^-41 of the most likely one is never drawn; llama.cpp's
-// float probabilities have a similar floor.
+// Probabilities are fixed point: mass = trunc(exp(l - max) * 2^30), a uint32 (float ->
+// int32 conversion vectorises; int64 needs AVX-512). The largest token weighs 2^30, a
+// vocabulary sums below 2^48 in uint64, and integer sums do not depend on their order.
+// A token below 2^-30 (1e-9) of the most likely one is never drawn.
 #include "models/sampler.h"
 
 #include <algorithm>
@@ -37,6 +37,27 @@ constexpr size_t kBlock = 16;  // logits tested together before the scalar path 
 
 // NaN -> -inf, +inf -> FLT_MAX: every later comparison and subtraction is then defined.
 inline float sanitize(float v) { return v != v ? -kInf : std::min(v, FLT_MAX); }
+
+// Copies the sanitised logits from `in` to `out` (which may be `in`) and returns their
+// max, kept in kBlock independent lanes: one running max would chain every compare to
+// the previous one, and written like this GCC vectorises the loop.
+float copy_sanitized_max(const float* in, float* out, size_t n) {
+  float lane[kBlock];
+  std::fill_n(lane, kBlock, -kInf);
+  size_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    for (size_t j = 0; j < kBlock; ++j) {
+      const float v = sanitize(in[i + j]);
+      out[i + j] = v;
+      lane[j] = std::max(lane[j], v);
+    }
+  }
+  for (; i < n; ++i) {
+    out[i] = sanitize(in[i]);
+    lane[0] = std::max(lane[0], out[i]);
+  }
+  return *std::max_element(lane, lane + kBlock);
+}
 
 // exp(x) for x <= 0 (Cephes expf: Cody-Waite reduction, degree-6 polynomial, about
 // 1 ulp). Our own so that a seed draws the same tokens with any libm. Below -87
@@ -65,12 +86,8 @@ inline float exp_nonpositive(float x) {
   return std::bit_cast<float>(std::bit_cast<uint32_t>(e * scale) & keep);
 }
 
-// round(w * 2^40) for w in [0, 1]: adding 2^52 leaves the integer in the low mantissa
-// bits (a conversion that vectorises, unlike float -> int64 without AVX-512).
-inline uint64_t to_fixed(float w) {
-  constexpr double kMagic = 4503599627370496.0;  // 2^52
-  return std::bit_cast<uint64_t>(static_cast<double>(w) * 1099511627776.0 + kMagic) - std::bit_cast<uint64_t>(kMagic);
-}
+// trunc(w * 2^30) for w in [0, 1].
+inline uint32_t to_fixed(float w) { return static_cast<uint32_t>(static_cast<int32_t>(w * 1073741824.0f)); }
 
 // A key whose ascending order is the descending order of the (sanitised) logit; -0
 // and +0 compare equal, so they get the same key.
@@ -90,11 +107,11 @@ inline bool ranks_before(float la, int32_t a, float lb, int32_t b) { return la >
 // vectorised test; in the others every token is written and the count advances only
 // for those kept (no branch to mispredict when about half are kept).
 template <bool kWithMass>
-size_t gather(const float* l, size_t n, float min_logit, uint64_t min_mass, float* logit, int32_t* id, uint64_t* mass) {
+size_t gather(const float* l, size_t n, float min_logit, uint32_t min_mass, float* logit, int32_t* id, uint32_t* mass) {
   size_t count = 0;
   const auto take = [&](size_t t) {
     const bool keep = (l[t] >= min_logit) & (!kWithMass || mass[t] >= min_mass);
-    const uint64_t m = kWithMass ? mass[t] : 0;
+    const uint32_t m = kWithMass ? mass[t] : 0;
     logit[count] = l[t];
     id[count] = static_cast<int32_t>(t);
     mass[count] = m;
@@ -229,41 +246,18 @@ int32_t Sampler::sample(std::span<const float> logits) {
               "logits have {} entries but the vocabulary has {}", logits.size(), vocab_size_);
   float* l = logits_.data();
   const size_t n = logits_.size();
-  for (size_t i = 0; i < n; ++i) l[i] = sanitize(logits[i]);
+  float max_logit = copy_sanitized_max(logits.data(), l, n);
   if (penalties_active()) {
     apply_penalties(logits_);
     for (int32_t t : active_) l[t] = sanitize(l[t]);  // x / p or x * p may overflow
-  }
-  // Max and argmax in kBlock independent lanes (one running max would chain every
-  // compare on the previous one); a lane keeps its first maximum, the lowest id.
-  float lane_max[kBlock];
-  int32_t lane_arg[kBlock];
-  std::fill_n(lane_max, kBlock, -kInf);
-  std::fill_n(lane_arg, kBlock, 0);
-  size_t i = 0;
-  for (; i + kBlock <= n; i += kBlock) {
-    for (size_t j = 0; j < kBlock; ++j) {
-      const bool greater = l[i + j] > lane_max[j];
-      lane_max[j] = greater ? l[i + j] : lane_max[j];
-      lane_arg[j] = greater ? static_cast<int32_t>(i + j) : lane_arg[j];
-    }
-  }
-  for (size_t j = 0; i < n; ++i, ++j) {
-    if (l[i] > lane_max[j]) {
-      lane_max[j] = l[i];
-      lane_arg[j] = static_cast<int32_t>(i);
-    }
-  }
-  float max_logit = -kInf;
-  int32_t argmax = 0;
-  for (size_t j = 0; j < kBlock; ++j) {
-    if (lane_max[j] > max_logit || (lane_max[j] == max_logit && lane_arg[j] < argmax)) {
-      max_logit = lane_max[j];
-      argmax = lane_arg[j];
-    }
+    max_logit = copy_sanitized_max(l, l, n);          // a penalised token may have been the max
   }
   QILIN_CHECK(max_logit > -kInf, "sampler", "all {} logits are -inf or NaN", n);
-  if (options_.temperature <= 0.0f || options_.top_k == 1) return argmax;
+  if (options_.temperature <= 0.0f || options_.top_k == 1) {
+    size_t argmax = 0;  // the first maximum: ties go to the lowest id
+    while (l[argmax] != max_logit) ++argmax;
+    return static_cast<int32_t>(argmax);
+  }
   return draw(max_logit);
 }
 
@@ -312,7 +306,7 @@ size_t Sampler::gather_top_k(size_t k, float max_logit) {
 int32_t Sampler::nucleus_end(size_t n, uint64_t target) {
   const float* logit = cand_logit_.data();
   const int32_t* id = cand_id_.data();
-  const uint64_t* mass = cand_mass_.data();
+  const uint32_t* mass = cand_mass_.data();
   uint64_t before = 0;  // mass of the candidates ranked before those still considered
   if (n <= 64) {        // few (top-k's): sorting them is cheaper than clearing histograms
     int32_t* order = scratch_id_.data();
@@ -329,7 +323,7 @@ int32_t Sampler::nucleus_end(size_t n, uint64_t target) {
   // candidates (still in id order) for the next bits.
   float* s_logit = scratch_logit_.data();
   int32_t* s_id = scratch_id_.data();
-  uint64_t* s_mass = scratch_mass_.data();
+  uint32_t* s_mass = scratch_mass_.data();
   uint64_t* hist = histogram_.data();
   constexpr int kShift[3] = {21, 10, 0};
   constexpr uint32_t kMask[3] = {0x7ff, 0x7ff, 0x3ff};
@@ -344,7 +338,7 @@ int32_t Sampler::nucleus_end(size_t n, uint64_t target) {
     for (size_t i = 0; i < n; ++i) {  // branch-free, as in gather()
       const float li = logit[i];
       const int32_t ii = id[i];
-      const uint64_t mi = mass[i];
+      const uint32_t mi = mass[i];
       s_logit[kept] = li;
       s_id[kept] = ii;
       s_mass[kept] = mi;
@@ -368,7 +362,7 @@ int32_t Sampler::draw(float max_logit) {
   const size_t vocab = logits_.size();
   float* logit = cand_logit_.data();
   int32_t* id = cand_id_.data();
-  uint64_t* mass = cand_mass_.data();
+  uint32_t* mass = cand_mass_.data();
   // min-p keeps p >= min_p * p_max, i.e. logit >= max + log(min_p). It follows top-p in
   // the chain, but both keep a prefix of the rank order, so the result is their
   // intersection and the cut can come first; it does not change top-p's total.
@@ -396,7 +390,7 @@ int32_t Sampler::draw(float max_logit) {
     // Tokens lighter than this weigh less than (1-p)/2 of the total together, so the
     // rest reaches p of it and holds the whole nucleus.
     const double min_mass = std::floor(static_cast<double>(total) * (1.0 - double{o.top_p}) / (2.0 * vocab));
-    n = gather<true>(l, vocab, min_logit, static_cast<uint64_t>(min_mass), logit, id, mass);
+    n = gather<true>(l, vocab, min_logit, static_cast<uint32_t>(min_mass), logit, id, mass);
   } else {
     n = gather<false>(logits_.data(), vocab, min_logit, 0, logit, id, mass);
   }
@@ -421,10 +415,10 @@ int32_t Sampler::draw(float max_logit) {
   const float temperature = o.temperature;
   for (size_t i = 0; i < n; ++i) {
     const bool kept = (logit[i] > end_logit) | ((logit[i] == end_logit) & (id[i] <= end_id));
-    const uint64_t m = to_fixed(exp_nonpositive((logit[i] - max_logit) / temperature));
-    mass[i] = m & (0 - static_cast<uint64_t>(kept));  // a mask, not a select: see exp_nonpositive
+    const uint32_t m = to_fixed(exp_nonpositive((logit[i] - max_logit) / temperature));
+    mass[i] = m & (0u - static_cast<uint32_t>(kept));  // a mask, not a select: see exp_nonpositive
   }
-  uint64_t sum = 0;  // >= 2^40: the argmax is always kept and weighs exp(0)
+  uint64_t sum = 0;  // >= 2^30: the argmax is always kept and weighs exp(0)
   for (size_t i = 0; i < n; ++i) sum += mass[i];
   const double u = static_cast<double>(next_random() >> 11) * 0x1.0p-53;  // [0, 1), 53 bits
   const uint64_t r = std::min(static_cast<uint64_t>(u * static_cast<double>(sum)), sum - 1);

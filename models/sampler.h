@@ -84,7 +84,7 @@ class Sampler {
   std::vector<float> logits_;
   std::vector<float> cand_logit_, scratch_logit_;
   std::vector<int32_t> cand_id_, scratch_id_;
-  std::vector<uint64_t> cand_mass_, scratch_mass_;
+  std::vector<uint32_t> cand_mass_, scratch_mass_;
   std::vector<uint64_t> histogram_;
 };
 

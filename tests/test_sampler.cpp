@@ -213,13 +213,13 @@ TEST_CASE("sampler: top-p over a large vocabulary (selection, ties, prefilter)",
   SamplerOptions o = plain();
   o.top_p = 0.5f;
   {
-    // 10000 equal logits: the nucleus is exactly the ids 0..4999 (ties go to low ids).
-    Sampler s(10000, o);
-    const std::vector<int64_t> counts = histogram(s, std::vector<float>(10000, 1.5f), 20000);
-    CHECK(std::accumulate(counts.begin() + 5000, counts.end(), int64_t{0}) == 0);
-    // Each kept id has probability 1/5000: over 20000 draws the top 100 ids all stay
-    // undrawn with probability 0.98^20000 ~ 1e-175.
-    CHECK(std::accumulate(counts.begin() + 4900, counts.begin() + 5000, int64_t{0}) > 0);
+    // 4000 equal logits: the nucleus is exactly the ids 0..1999 (ties go to low ids).
+    Sampler s(4000, o);
+    const std::vector<int64_t> counts = histogram(s, std::vector<float>(4000, 1.5f), 5000);
+    CHECK(std::accumulate(counts.begin() + 2000, counts.end(), int64_t{0}) == 0);
+    // Each kept id has probability 1/2000: over 5000 draws the last 100 kept ids all
+    // stay undrawn with probability 0.95^5000 ~ 1e-111.
+    CHECK(std::accumulate(counts.begin() + 1900, counts.begin() + 2000, int64_t{0}) > 0);
   }
   {
     // Random logits: every drawn token is in the nucleus computed in double by sorting.
@@ -238,12 +238,43 @@ TEST_CASE("sampler: top-p over a large vocabulary (selection, ties, prefilter)",
     }
     REQUIRE(nucleus.size() > 512);  // large enough for the bisection, not only the final sort
     Sampler s(static_cast<int32_t>(n), o);
-    const std::vector<int64_t> counts = histogram(s, logits, 5000);
+    const std::vector<int64_t> counts = histogram(s, logits, 1000);
     int64_t outside = 0;
     for (size_t t = 0; t < n; ++t)
       if (counts[t] > 0 && !nucleus.count(static_cast<int>(t))) outside += counts[t];
     CHECK(outside == 0);
   }
+}
+
+TEST_CASE("sampler: the top-p nucleus is exact over a large vocabulary", "[sampler]") {
+  // 1000 distinct logits from 0 down to -2 in a shuffled id order: a nucleus of ~280
+  // tokens (the radix selection, not the small-set sort), spread over many buckets of
+  // each radix pass. Every token of the nucleus computed in double must be drawn and
+  // no other: each has probability >= 0.57 / 432 = 1.3e-3, so 20000 draws leave one
+  // undrawn with probability < 280 e^-26 ~ 1e-9 (a boundary too early or too late fails).
+  const size_t n = 1000;
+  std::vector<float> logits(n);
+  std::vector<int> ids(n);
+  std::iota(ids.begin(), ids.end(), 0);
+  std::shuffle(ids.begin(), ids.end(), std::mt19937(9));
+  for (size_t r = 0; r < n; ++r) logits[ids[r]] = -static_cast<float>(r) * 0.002f;
+  double total = 0, cum = 0;
+  for (float l : logits) total += std::exp(double{l});
+  std::set<int> nucleus;
+  for (int t : ids) {  // ids in rank order
+    nucleus.insert(t);
+    cum += std::exp(double{logits[t]});
+    if (cum >= 0.5 * total) break;
+  }
+  REQUIRE(nucleus.size() > 64);  // the radix path
+  SamplerOptions o = plain();
+  o.top_p = 0.5f;
+  Sampler s(static_cast<int32_t>(n), o);
+  const std::vector<int64_t> counts = histogram(s, logits, 20000);
+  std::set<int> drawn;
+  for (size_t t = 0; t < n; ++t)
+    if (counts[t] > 0) drawn.insert(static_cast<int>(t));
+  CHECK(drawn == nucleus);
 }
 
 TEST_CASE("sampler: the top-k path and the full-vocabulary path agree", "[sampler]") {
