@@ -36,7 +36,10 @@ constexpr std::string_view kPathNames[kMatmulPathCount] = {"auto", "ref", "simd"
 //  - f32 from 7 rows on: oneDNN's f32 brgemm; the GEMV's 6-row tiles stream W
 //    twice from 7 rows, and our packed GEMM stays ~10% behind oneDNN at large M;
 //  - f16 has no oneDNN matmul (2.6): own kernels at any M;
-//  - without AVX2 (or with QILIN_ISA=ref) only portable code runs: Eigen.
+//  - without AVX2 (or with QILIN_ISA=ref) only portable code runs: Eigen;
+//  - block formats (q8_0, q4_0, q4_1, q4_k, q6_k) run on the own integer kernels at
+//    any M (kernels/cpu/qgemm_table.h; the scalar ones without AVX2): no other path
+//    takes them, and none may dequantize them.
 struct PlanRow {
   DType weight;
   int64_t min_m;
@@ -49,6 +52,11 @@ constexpr PlanRow kCpuPlan[] = {
     {DType::f32, 7, cpu::Isa::avx2, MatmulPath::onednn},         {DType::f32, 1, cpu::Isa::avx2, MatmulPath::simd},
     {DType::f16, 1, cpu::Isa::avx2, MatmulPath::simd},           {DType::f32, 1, cpu::Isa::ref, MatmulPath::eigen},
     {DType::f16, 1, cpu::Isa::ref, MatmulPath::eigen},           {DType::bf16, 1, cpu::Isa::ref, MatmulPath::eigen},
+    {DType::q8_0, 1, cpu::Isa::avx2, MatmulPath::simd},          {DType::q8_0, 1, cpu::Isa::ref, MatmulPath::ref},
+    {DType::q4_0, 1, cpu::Isa::avx2, MatmulPath::simd},          {DType::q4_0, 1, cpu::Isa::ref, MatmulPath::ref},
+    {DType::q4_1, 1, cpu::Isa::avx2, MatmulPath::simd},          {DType::q4_1, 1, cpu::Isa::ref, MatmulPath::ref},
+    {DType::q4_k, 1, cpu::Isa::avx2, MatmulPath::simd},          {DType::q4_k, 1, cpu::Isa::ref, MatmulPath::ref},
+    {DType::q6_k, 1, cpu::Isa::avx2, MatmulPath::simd},          {DType::q6_k, 1, cpu::Isa::ref, MatmulPath::ref},
 };
 
 // With MatmulOptions::allow_bf16_compute, f32 and f16 weights take oneDNN's bf16
@@ -65,7 +73,7 @@ MatmulPath automatic_path(int64_t m, DType weight, const MatmulOptions& opts) {
   for (const PlanRow& row : kCpuPlan) {
     if (row.weight == weight && m >= row.min_m && isa >= row.min_isa) return row.path;
   }
-  return MatmulPath::ref;  // unreachable for float weights: the last rows match any level
+  return MatmulPath::ref;  // unreachable: every weight dtype has a row for the ref level
 }
 
 // The path named by QILIN_MATMUL, read on every call (tests and benchmarks set
@@ -91,6 +99,13 @@ void check_forced_path(MatmulPath path, DType weight, const MatmulOptions& opts)
     case MatmulPath::cuda:
     case MatmulPath::cublas:
       fail("matmul", "path {} runs on the GPU, but the CUDA backend is not built/wired into matmul yet", name_of(path));
+    case MatmulPath::eigen:
+      if (detail::is_quant_weight(weight)) {
+        fail("matmul",
+             "path eigen cannot multiply by a {} weight: block formats run on the own kernels only (ref, simd)",
+             name_of(weight));
+      }
+      return;
     case MatmulPath::onednn:
       if (std::string why = detail::onednn_unsupported_reason(weight, opts); !why.empty()) {
         fail("matmul", "path onednn cannot multiply by a {} weight: {}", name_of(weight), why);
@@ -106,8 +121,12 @@ void check_weight(const TensorView& w) {
     fail("matmul", "the weight is on {}, but the CUDA backend is not built/wired into matmul yet", name_of(w.device()));
   }
   const DTypeTraits& tr = traits(w.dtype());
-  if (tr.is_quantized) fail("matmul", "weight dtype {} is not supported yet", tr.name);
-  if (!tr.is_float) fail("matmul", "weight dtype {} is not a float type (f32, f16, bf16)", tr.name);
+  // (A view of a block format always holds whole blocks per row: TensorView checks it.)
+  if (tr.is_quantized) {
+    if (!detail::is_quant_weight(w.dtype())) fail("matmul", "weight dtype {} is not supported yet", tr.name);
+    return;
+  }
+  if (!tr.is_float) fail("matmul", "weight dtype {} is not a float type (f32, f16, bf16) or a block format", tr.name);
 }
 
 std::string describe_plan(MatmulPath path, int64_t m, const MatmulWeight& w, const MatmulOptions& opts, int threads) {
@@ -165,10 +184,19 @@ MatmulWeight::~MatmulWeight() = default;
 MatmulWeight::MatmulWeight(MatmulWeight&&) noexcept = default;
 MatmulWeight& MatmulWeight::operator=(MatmulWeight&&) noexcept = default;
 
-size_t MatmulWeight::packed_bytes() const noexcept { return detail::onednn_packed_bytes(*this); }
+size_t MatmulWeight::packed_bytes() const noexcept {
+  return detail::onednn_packed_bytes(*this) + detail::quant_packed_bytes(*this);
+}
 
 void MatmulWeight::prepare(int64_t max_m, const MatmulOptions& opts) {
   if (max_m < 1) fail("matmul", "prepare() needs max_m >= 1, got {}", max_m);
+  if (detail::is_quant_weight(w_.dtype())) {
+    // Decode (one row) and the largest batch may take different paths; pack for either.
+    if (plan_matmul(1, *this, opts) == MatmulPath::simd || plan_matmul(max_m, *this, opts) == MatmulPath::simd) {
+      detail::prepare_quant(*this);
+    }
+    return;
+  }
   if (plan_matmul(max_m, *this, opts) == MatmulPath::onednn) detail::prepare_onednn(*this, max_m, opts);
 }
 

@@ -44,6 +44,11 @@ struct MatmulOptions {
 
 // A weight [N, K] as the dispatcher sees it: the stored tensor (often mmapped,
 // never copied) plus whatever packed forms a path prepared for it once, at load.
+// f32, f16, bf16, or a GGUF block format (q8_0, q4_0, q4_1, q4_k, q6_k), which
+// is multiplied as stored, never dequantized: the own kernels quantize x to 8-bit
+// blocks per call and use integer dot products (kernels/cpu/qgemm_table.h); their
+// SIMD levels read a copy repacked into 16-row interleaved groups (the same size
+// as the stored bytes, built by prepare() or the first call; see packed_bytes()).
 class MatmulWeight {
  public:
   explicit MatmulWeight(TensorView w);
@@ -51,7 +56,8 @@ class MatmulWeight {
   MatmulWeight(MatmulWeight&&) noexcept;
   MatmulWeight& operator=(MatmulWeight&&) noexcept;
 
-  // Builds packed forms (e.g. oneDNN's reordered bf16 weights) for activations
+  // Builds packed forms (e.g. oneDNN's reordered bf16 weights, or the interleaved
+  // groups of a block-format weight, single-threaded) for activations
   // of up to `max_m` rows, so that no call reorders the weight. Optional: a
   // path that needs a pack and finds none builds it on first use.
   void prepare(int64_t max_m, const MatmulOptions& opts = {});
@@ -75,7 +81,8 @@ class MatmulWeight {
 // The path matmul() would take for M rows of activations against `w`.
 MatmulPath plan_matmul(int64_t m, const MatmulWeight& w, const MatmulOptions& opts = {});
 
-// y = x · Wᵀ. x is [M, K] f32, y is [M, N] f32, both with contiguous rows.
+// y = x · Wᵀ. x is [M, K] f32, y is [M, N] f32, both with contiguous rows; W any
+// weight type above.
 // Throws qilin::Error naming the shapes when they do not fit.
 void matmul(const TensorView& x, const MatmulWeight& w, const TensorView& y, ThreadPool& pool,
             const MatmulOptions& opts = {});

@@ -2,19 +2,21 @@
 // per-weight state they keep. Not installed; nothing outside kernels/ includes it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <span>
 #include <string>
 
+#include "kernels/cpu/qgemm_table.h"
 #include "kernels/matmul.h"
 
 namespace qilin {
 namespace detail {
 
 // Arguments of one call, checked by matmul(): x [m, k] f32 and y [m, n] f32
-// with contiguous rows (row strides in elements), w [n, k] f32/f16/bf16.
+// with contiguous rows (row strides in elements), w [n, k] f32/f16/bf16 or a block format.
 struct MatmulCall {
   const float* x;
   float* y;
@@ -32,6 +34,30 @@ void run_cpu_kernels(const MatmulCall& call, bool scalar_ref);
 void run_cpu_kernels_group(std::span<const MatmulCall> calls, bool scalar_ref);
 // The name of the kernel run_cpu_kernels would use (for the verbose plan).
 const char* cpu_kernel_name(int64_t m, DType w, bool scalar_ref);
+
+// Quantized weights (kernels/matmul_quant.cpp): q8_0, q4_0, q4_1, q4_k, q6_k on the
+// own kernels (kernels/cpu/qgemm_table.h), activations quantized once per call.
+bool is_quant_weight(DType w) noexcept;
+// The packed form of a quantized weight for the SIMD kernels (kernels/cpu/qgemm_pack.h).
+struct QuantPack;
+struct QuantPackDeleter {
+  void operator()(QuantPack* p) const noexcept;
+};
+// Builds the packed form now (single-threaded) if the active level's kernel reads one.
+void prepare_quant(const MatmulWeight& w);
+size_t quant_packed_bytes(const MatmulWeight& w) noexcept;
+const char* quant_kernel_name(DType w, bool scalar_ref);
+
+// One quantized product, ready to run over rows [n0, n1) of its weight on any thread:
+// kernel->fn(args, n0, n1), n0 a multiple of kernel->n_grain.
+struct QuantJob {
+  const cpu::QGemmKernel* kernel = nullptr;
+  cpu::QGemmArgs args;
+};
+// Quantizes the shared x of `calls` once (per-thread scratch of the calling thread,
+// grown on first use) and fills jobs[i] for every call whose weight is quantized
+// (the others are left alone). Builds missing packed forms on the pool.
+void prepare_quant_jobs(std::span<const MatmulCall> calls, bool scalar_ref, QuantJob* jobs);
 
 // Eigen at baseline flags, N split across the pool (kernels/matmul_eigen.cpp).
 void run_eigen(const MatmulCall& call);
@@ -55,6 +81,8 @@ size_t onednn_packed_bytes(const MatmulWeight& w) noexcept;
 struct MatmulWeight::Packs {
   std::mutex mutex;  // guards lazy construction of the packs below
   std::unique_ptr<detail::OnednnPack, detail::OnednnPackDeleter> onednn;
+  std::unique_ptr<detail::QuantPack, detail::QuantPackDeleter> quant;
+  std::atomic<const detail::QuantPack*> quant_ready{nullptr};  // `quant` once built: read without the lock
 };
 
 }  // namespace qilin

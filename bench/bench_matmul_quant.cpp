@@ -1,0 +1,119 @@
+// Quantized-weight matmul benchmarks: each block format on each ISA level's
+// kernels (forced with set_active_isa) over real models' MLP shapes and
+// M in {1, 8, 64, 512}, with the same counters as bench_matmul.cpp:
+//   GB/s      weight bytes (as stored, in the block format) per second; %dram of the DRAM probe
+//   GFLOP/s   2·M·N·K per second (integer multiply-adds counted as 2 ops); %fma of the f32 FMA probe
+// Names: matmul_quant/<isa>/<format>/<K>x<N>/M:<rows>; the label is the kernel that ran.
+// K×N: SmolLM2-135M's MLP up (576×1536) and Qwen2.5-0.5B's (896×4864) for the
+// 32-element formats; the k-quants need K to be a multiple of 256, so they run on
+// the down projections (1536×576, 4864×896), as llama.cpp's Q4_K_M files do too.
+// Threads: QILIN_BENCH_THREADS, default all cores.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/roofline.h"
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/qgemm_table.h"
+#include "kernels/matmul.h"
+
+namespace qilin::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct QuantShape {
+  int64_t k, n;
+};
+constexpr QuantShape kBlockShapes[] = {{576, 1536}, {896, 4864}};
+constexpr QuantShape kSuperBlockShapes[] = {{1536, 576}, {4864, 896}};
+constexpr int64_t kRows[] = {1, 8, 64, 512};
+
+int threads() {
+  if (const char* env = std::getenv("QILIN_BENCH_THREADS"); env != nullptr && std::atoi(env) > 0) return std::atoi(env);
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+// The weight of the running benchmark (quantizing 4.4M values to q4_k takes a while,
+// and benchmarks of one weight run in a row).
+const Tensor& quant_weight(DType dtype, QuantShape s) {
+  static Tensor cached;
+  static DType cached_type = DType::f32;
+  static int64_t cached_k = 0, cached_n = 0;
+  if (cached_type != dtype || cached_k != s.k || cached_n != s.n) {
+    cached = Tensor();
+    std::mt19937 rng(42);
+    std::uniform_real_distribution<float> dist(-1.f, 1.f);
+    std::vector<float> row(static_cast<size_t>(s.k));
+    cached = Tensor::empty({s.n, s.k}, dtype);
+    for (int64_t r = 0; r < s.n; ++r) {
+      for (float& v : row) v = dist(rng);
+      traits(dtype).from_float(row.data(), cached.view().row(r), s.k);
+    }
+    cached_type = dtype, cached_k = s.k, cached_n = s.n;
+  }
+  return cached;
+}
+
+void run_quant(benchmark::State& state, cpu::Isa isa, DType dtype, QuantShape s, int64_t m) {
+  if (!cpu::isa_supported(isa)) {
+    state.SkipWithError("ISA level not supported by this CPU");
+    return;
+  }
+  ThreadPool& pool = shared_pool(threads());
+  const cpu::Isa saved = cpu::active_isa();
+  cpu::set_active_isa(isa);
+  MatmulWeight weight(quant_weight(dtype, s));
+  weight.prepare(m);  // the interleaved repack happens here, once
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  Tensor x = Tensor::empty({m, s.k}, DType::f32);
+  for (int64_t i = 0; i < m * s.k; ++i) x.data_as<float>()[i] = dist(rng);
+  Tensor y = Tensor::empty({m, s.n}, DType::f32);
+  matmul(x, weight, y, pool);  // warm-up: scratch
+  state.SetLabel(cpu::qgemm_table(isa).kernel[static_cast<int>(dtype) - static_cast<int>(DType::q8_0)].name);
+  const auto t0 = Clock::now();
+  for (auto _ : state) {
+    matmul(x, weight, y, pool);
+    benchmark::ClobberMemory();
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  cpu::set_active_isa(saved);
+  const double iters = static_cast<double>(state.iterations());
+  const double gbs = static_cast<double>(weight.view().nbytes()) * iters / seconds / 1e9;
+  const double gflops = 2.0 * static_cast<double>(m * s.n * s.k) * iters / seconds / 1e9;
+  state.counters["GB/s"] = gbs;
+  state.counters["GFLOP/s"] = gflops;
+  state.counters["%dram"] = 100.0 * gbs / dram_read_gbs(pool.size());
+  state.counters["%fma"] = 100.0 * gflops / fma_peak_gflops(pool.size());
+}
+
+void register_all() {
+  static_assert(static_cast<int>(DType::q6_k) - static_cast<int>(DType::q8_0) == cpu::kQFormatCount - 1);
+  for (DType dtype : {DType::q8_0, DType::q4_0, DType::q4_1, DType::q4_k, DType::q6_k}) {
+    const bool k_quant = dtype == DType::q4_k || dtype == DType::q6_k;
+    for (const QuantShape& s : k_quant ? kSuperBlockShapes : kBlockShapes) {
+      for (cpu::Isa isa : {cpu::Isa::avx2, cpu::Isa::avx512, cpu::Isa::avx512_bf16}) {
+        for (int64_t m : kRows) {
+          const std::string name = "matmul_quant/" + std::string(cpu::name_of(isa)) + "/" +
+                                   std::string(name_of(dtype)) + "/" + std::to_string(s.k) + "x" + std::to_string(s.n) +
+                                   "/M:" + std::to_string(m);
+          benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
+            run_quant(st, isa, dtype, s, m);
+          })->Unit(benchmark::kMicrosecond);
+        }
+      }
+    }
+  }
+}
+
+[[maybe_unused]] const int registered = (register_all(), 0);
+
+}  // namespace
+}  // namespace qilin::bench

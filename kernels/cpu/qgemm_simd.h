@@ -1,0 +1,258 @@
+// The SIMD quantized-matmul kernels, written once over a vector type V and
+// compiled per ISA level by kernels/cpu/{avx2,avx512,avx512_bf16}/qgemm_*.cpp,
+// each of which defines its V (in an anonymous namespace) and then includes this.
+// Everything here has internal linkage (see gemm_blocking.h for why).
+//
+// V supplies integer vectors I of V::kLanes int32 lanes (one lane per weight row),
+// float vectors F, and the few operations used below; V::kVnni says whether
+// vpdpbusd exists. Reading of the packed layout: kernels/cpu/qgemm_pack.h.
+//
+// A tile is MB rows of x against one vector's worth of weight rows (16, or 8 on
+// AVX2: half a packed group). For each 32-element block, each quad (4 elements)
+// of the unpacked weight vector meets the MB rows' 4 x values broadcast; the
+// integer sums are exact (see Acc), then each block's sum is converted to f32,
+// scaled by the 16 rows' A times the x block's d and accumulated in f32.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cpu/qgemm_pack.h"
+#include "kernels/cpu/qgemm_table.h"
+
+namespace qilin::cpu {
+namespace {
+
+template <class V>
+struct QKernels {
+  using I = typename V::I;
+  using F = typename V::F;
+  static constexpr int L = V::kLanes;
+  static constexpr int kHalves = kPackRows / L;
+  static constexpr int kVecBytes = 4 * L;  // bytes of one quad vector a kernel reads (its half)
+
+  // How a block's integer sum Σ q·xq (+ the format's offset correction) is built.
+  //  vnni    vpdpbusd: u8 × s8 products summed in int32; exact for any u8 weights.
+  //  i16     vpmaddubsw (pairs of u8·s8 in int16), summed in int16 over a whole block, then
+  //          vpmaddwd by 1: 4-bit weights keep 8 quads' sums within 8·2·15·127 = 30480 < 2^15.
+  //  i32     vpmaddubsw then vpmaddwd per quad: 6-bit weights (2·63·127 = 16002 per pair).
+  //  signed  Q8_0 without VNNI: |w| · (x with w's sign), as ggml; u8·s8 pairs up to
+  //          2·128·127 = 32512 < 2^15. Uses the signed weight, so no offset correction.
+  enum Mode { vnni, i16, i32, sign };
+
+  template <Mode kMode>
+  struct Acc {
+    I v;
+    void start(int32_t corr) { v = kMode == i16 || kMode == sign ? V::zero() : V::set1(corr); }
+    void add(I w, const int8_t* x) {
+      if constexpr (kMode == vnni) {
+        v = V::dpbusd(v, w, V::bcast4(x));
+      } else if constexpr (kMode == i16) {
+        v = V::add16(v, V::maddubs(w, V::bcast4(x)));
+      } else {
+        v = V::add32(v, V::madd1(V::maddubs(w, V::bcast4(x))));
+      }
+    }
+    void add_signed(const typename V::Signed& w, const int8_t* x) {
+      v = V::add32(v, V::madd1(V::maddubs(w.abs, V::apply_sign(V::bcast4(x), w))));
+    }
+    F finish(int32_t corr) const {
+      if constexpr (kMode == i16) return V::cvt(V::add32(V::madd1(v), V::set1(corr)));
+      return V::cvt(v);
+    }
+  };
+
+  static constexpr Mode nibble_mode() { return V::kVnni ? vnni : i16; }
+  static constexpr Mode q6_mode() { return V::kVnni ? vnni : i32; }
+
+  // One row of quantized x.
+  struct XRow {
+    const int8_t* q;
+    const float* d;
+    const float* ds;
+    const int32_t* corr;
+  };
+
+  template <int MB>
+  struct Tile {
+    XRow x[MB];
+    F acc[MB];
+
+    // Q8_0: 8 quad vectors of u8 (int8 + 128) per block.
+    void q8_0(const uint8_t* g, int64_t nb, int h) {
+      constexpr Mode kMode = V::kVnni ? vnni : sign;
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* u = g + b * qpack_unit_bytes(QFormat::q8_0);
+        Acc<kMode> s[MB];
+        for (int i = 0; i < MB; ++i) s[i].start(x[i].corr[b]);
+        for (int j = 0; j < 8; ++j) {
+          const I w = V::load(u + qpack::kQ8Quants + kQuadBytes * j + h * kVecBytes);
+          if constexpr (kMode == sign) {
+            const typename V::Signed ws = V::prep_signed(w);
+            for (int i = 0; i < MB; ++i) s[i].add_signed(ws, x[i].q + 32 * b + 4 * j);
+          } else {
+            for (int i = 0; i < MB; ++i) s[i].add(w, x[i].q + 32 * b + 4 * j);
+          }
+        }
+        const F d = V::f16(u + qpack::kScales + h * 2 * L);
+        for (int i = 0; i < MB; ++i) {
+          acc[i] = V::fmadd(s[i].finish(x[i].corr[b]), V::mul(d, V::set1f(x[i].d[b])), acc[i]);
+        }
+      }
+    }
+
+    // The 8 quads of a nibble block (4 vectors at q) into s: quad j low, j + 4 high.
+    template <Mode kMode>
+    void nibble_block(const uint8_t* q, int64_t b, int h, Acc<kMode> (&s)[MB]) {
+      for (int j = 0; j < 4; ++j) {
+        const I p = V::load(q + kQuadBytes * j + h * kVecBytes);
+        const I lo = V::nib_lo(p), hi = V::nib_hi(p);
+        for (int i = 0; i < MB; ++i) {
+          s[i].add(lo, x[i].q + 32 * b + 4 * j);
+          s[i].add(hi, x[i].q + 32 * b + 16 + 4 * j);
+        }
+      }
+    }
+
+    // Q4_0 (kMin false) and Q4_1 (kMin true): one unit per block.
+    template <bool kMin>
+    void q4(const uint8_t* g, int64_t nb, int h) {
+      constexpr QFormat kF = kMin ? QFormat::q4_1 : QFormat::q4_0;
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* u = g + b * qpack_unit_bytes(kF);
+        Acc<nibble_mode()> s[MB];
+        for (int i = 0; i < MB; ++i) s[i].start(kMin ? 0 : x[i].corr[b]);
+        nibble_block(u + (kMin ? qpack::kQ4_1Quants : qpack::kQ4_0Quants), b, h, s);
+        const F d = V::f16(u + qpack::kScales + h * 2 * L);
+        for (int i = 0; i < MB; ++i) {
+          acc[i] = V::fmadd(s[i].finish(kMin ? 0 : x[i].corr[b]), V::mul(d, V::set1f(x[i].d[b])), acc[i]);
+        }
+        if constexpr (kMin) {
+          const F m = V::f16(u + qpack::kMins + h * 2 * L);
+          for (int i = 0; i < MB; ++i) acc[i] = V::fmadd(m, V::set1f(x[i].ds[b]), acc[i]);
+        }
+      }
+    }
+
+    // Q4_K: per super-block d and dmin, per sub-block of 32 a 6-bit scale and min.
+    void q4_k(const uint8_t* g, int64_t nsb, int h) {
+      for (int64_t sb = 0; sb < nsb; ++sb) {
+        const uint8_t* u = g + sb * qpack_unit_bytes(QFormat::q4_k);
+        const F d = V::f16(u + qpack::kScales + h * 2 * L);
+        const F dmin = V::f16(u + qpack::kMins + h * 2 * L);
+        for (int sub = 0; sub < 8; ++sub) {
+          const int64_t b = sb * 8 + sub;
+          Acc<nibble_mode()> s[MB];
+          for (int i = 0; i < MB; ++i) s[i].start(0);
+          nibble_block(u + qpack::kQ4KQuants + 256 * sub, b, h, s);
+          // d·sc and dmin·m are exact in f32 (at most 17 significant bits).
+          const F a = V::mul(V::u8f(u + qpack::kQ4KSc + kPackRows * sub + h * L), d);
+          const F mn = V::mul(V::u8f(u + qpack::kQ4KM + kPackRows * sub + h * L), dmin);
+          for (int i = 0; i < MB; ++i) {
+            acc[i] = V::fmadd(s[i].finish(0), V::mul(a, V::set1f(x[i].d[b])), acc[i]);
+            acc[i] = V::fnmadd(mn, V::set1f(x[i].ds[b]), acc[i]);
+          }
+        }
+      }
+    }
+
+    // Q6_K: per super-block d, per sub-block of 16 a signed 8-bit scale; quants are
+    // 4 low bits (nibble vectors) and 2 high bits (H0, H1; see qgemm_pack.h).
+    void q6_k(const uint8_t* g, int64_t nsb, int h) {
+      constexpr Mode kMode = q6_mode();
+      for (int64_t sb = 0; sb < nsb; ++sb) {
+        const uint8_t* u = g + sb * qpack_unit_bytes(QFormat::q6_k);
+        const F d = V::f16(u + qpack::kScales + h * 2 * L);
+        for (int sub = 0; sub < 8; ++sub) {
+          const int64_t b = sb * 8 + sub;
+          const uint8_t* blk = u + qpack::kQ6KBlocks + qpack::kQ6KBlockBytes * sub;
+          const I h0 = V::load(blk + 4 * kQuadBytes + h * kVecBytes);
+          const I h1 = V::load(blk + 5 * kQuadBytes + h * kVecBytes);
+          Acc<kMode> lo[MB], hi[MB];
+          for (int i = 0; i < MB; ++i) {
+            lo[i].start(x[i].corr[2 * b]);
+            hi[i].start(x[i].corr[2 * b + 1]);
+          }
+          for (int j = 0; j < 4; ++j) {
+            const I p = V::load(blk + kQuadBytes * j + h * kVecBytes);
+            const I hp = j < 2 ? h0 : h1;
+            // Quad j's high bits sit at bits 0-1 (j even) or 4-5 (j odd) of hp, quad j + 4's two above.
+            const I qlo = V::or_(V::nib_lo(p), V::bits45(j % 2 == 0 ? V::template shl16<4>(hp) : hp));
+            const I qhi =
+                V::or_(V::nib_hi(p), V::bits45(j % 2 == 0 ? V::template shl16<2>(hp) : V::template shr16<2>(hp)));
+            for (int i = 0; i < MB; ++i) {
+              lo[i].add(qlo, x[i].q + 32 * b + 4 * j);
+              hi[i].add(qhi, x[i].q + 32 * b + 16 + 4 * j);
+            }
+          }
+          const F a_lo = V::mul(V::i8f(u + qpack::kQ6KSc + kPackRows * (2 * sub) + h * L), d);
+          const F a_hi = V::mul(V::i8f(u + qpack::kQ6KSc + kPackRows * (2 * sub + 1) + h * L), d);
+          for (int i = 0; i < MB; ++i) {
+            const F t =
+                V::fmadd(hi[i].finish(x[i].corr[2 * b + 1]), a_hi, V::mul(lo[i].finish(x[i].corr[2 * b]), a_lo));
+            acc[i] = V::fmadd(t, V::set1f(x[i].d[b]), acc[i]);
+          }
+        }
+      }
+    }
+  };
+
+  // y rows [i0, i0 + MB) against weight rows [n0, n0 + valid) (one vector of a group).
+  template <QFormat kF, int MB>
+  static void run_tile(const QGemmArgs& a, const uint8_t* g, int h, int64_t i0, int64_t n0, int valid) {
+    const int64_t k = a.x.k, nb = k / kXBlock;
+    Tile<MB> t;
+    for (int i = 0; i < MB; ++i) {
+      t.x[i] = {a.x.q + (i0 + i) * k, a.x.d + (i0 + i) * nb, a.x.ds + (i0 + i) * nb, a.x.corr + (i0 + i) * 2 * nb};
+      t.acc[i] = V::zerof();
+    }
+    if constexpr (kF == QFormat::q8_0) t.q8_0(g, nb, h);
+    if constexpr (kF == QFormat::q4_0) t.template q4<false>(g, nb, h);
+    if constexpr (kF == QFormat::q4_1) t.template q4<true>(g, nb, h);
+    if constexpr (kF == QFormat::q4_k) t.q4_k(g, k / 256, h);
+    if constexpr (kF == QFormat::q6_k) t.q6_k(g, k / 256, h);
+    for (int i = 0; i < MB; ++i) V::store(a.y + (i0 + i) * a.ldy + n0, t.acc[i], valid);
+  }
+
+  // Rows of x in tiles of kMaxRows, then one tile of the remainder.
+  template <QFormat kF>
+  static void kernel(const QGemmArgs& a, int64_t n_begin, int64_t n_end) noexcept {
+    constexpr int kMaxRows = V::kMaxTileRows;
+    const uint8_t* base = static_cast<const uint8_t*>(a.w);
+    const int64_t group_bytes = qpack_group_bytes(kF, a.x.k);
+    for (int64_t g = n_begin / kPackRows; g * kPackRows < n_end; ++g) {
+      for (int h = 0; h < kHalves; ++h) {
+        const int64_t n0 = g * kPackRows + h * L;
+        if (n0 >= n_end) break;
+        const int valid = static_cast<int>(n_end - n0 < L ? n_end - n0 : L);
+        const uint8_t* grp = base + g * group_bytes;
+        int64_t i = 0;
+        for (; i + kMaxRows <= a.x.m; i += kMaxRows) run_tile<kF, kMaxRows>(a, grp, h, i, n0, valid);
+        switch (a.x.m - i) {
+          case 1:
+            run_tile<kF, 1>(a, grp, h, i, n0, valid);
+            break;
+          case 2:
+            if constexpr (kMaxRows > 2) run_tile<kF, 2>(a, grp, h, i, n0, valid);
+            break;
+          case 3:
+            if constexpr (kMaxRows > 3) run_tile<kF, 3>(a, grp, h, i, n0, valid);
+            break;
+          default:
+            break;
+        }
+      }
+    }
+  }
+
+  static void fill(QGemmTable& t, const char* const (&names)[kQFormatCount]) {
+    t.kernel[0] = {kernel<QFormat::q8_0>, names[0], kPackRows, true};
+    t.kernel[1] = {kernel<QFormat::q4_0>, names[1], kPackRows, true};
+    t.kernel[2] = {kernel<QFormat::q4_1>, names[2], kPackRows, true};
+    t.kernel[3] = {kernel<QFormat::q4_k>, names[3], kPackRows, true};
+    t.kernel[4] = {kernel<QFormat::q6_k>, names[4], kPackRows, true};
+  }
+};
+
+}  // namespace
+}  // namespace qilin::cpu

@@ -1,0 +1,184 @@
+// Quantized weights on the `ref` and `simd` matmul paths: the packed form of a
+// weight (built once), and the per-call quantization of x into scratch.
+//
+// Allocation-free once warm: x's quantized form lives in a per-thread buffer of
+// the calling thread (grown, never shrunk), and the packed weight is built at
+// prepare() or on the first call that needs it.
+#include <cstring>
+#include <span>
+
+#include "core/allocator.h"
+#include "kernels/cpu/qgemm_pack.h"
+#include "kernels/matmul_paths.h"
+
+namespace qilin::detail {
+
+struct QuantPack {
+  AlignedBuffer data;
+};
+
+void QuantPackDeleter::operator()(QuantPack* p) const noexcept { delete p; }
+
+namespace {
+
+cpu::QFormat qformat(DType t) noexcept {
+  switch (t) {
+    case DType::q8_0:
+      return cpu::QFormat::q8_0;
+    case DType::q4_0:
+      return cpu::QFormat::q4_0;
+    case DType::q4_1:
+      return cpu::QFormat::q4_1;
+    case DType::q4_k:
+      return cpu::QFormat::q4_k;
+    default:
+      return cpu::QFormat::q6_k;
+  }
+}
+
+const cpu::QGemmTable& table_for(bool scalar_ref) {
+  return cpu::qgemm_table(scalar_ref ? cpu::Isa::ref : cpu::active_isa());
+}
+
+// The packed form, built on first use (on the pool when one is given).
+const QuantPack& packed(const MatmulWeight& w, ThreadPool* pool) {
+  MatmulWeight::Packs& packs = w.packs();
+  if (const QuantPack* ready = packs.quant_ready.load(std::memory_order_acquire)) return *ready;
+  std::lock_guard lock(packs.mutex);
+  if (!packs.quant) {
+    const cpu::QFormat f = qformat(w.view().dtype());
+    std::unique_ptr<QuantPack, QuantPackDeleter> pack(new QuantPack);
+    pack->data = AlignedBuffer(cpu::qpack_bytes(f, w.n(), w.k()));
+    const int64_t groups = (w.n() + cpu::kPackRows - 1) / cpu::kPackRows;
+    auto pack_range = [&](int64_t g0, int64_t g1) {
+      cpu::qpack_groups(f, w.view().data(), w.view().row_stride_bytes(), w.n(), w.k(), g0, g1, pack->data.data());
+    };
+    if (pool != nullptr) {
+      pool->parallel_for(groups, 1, pack_range);
+    } else {
+      pack_range(0, groups);
+    }
+    packs.quant = std::move(pack);
+    packs.quant_ready.store(packs.quant.get(), std::memory_order_release);
+  }
+  return *packs.quant;
+}
+
+// The offset corrections the kernels add to their integer sums (qgemm_table.h):
+// per 32-element block for q8_0 (offset 128) and q4_0 (8), per 16 for q6_k (32).
+enum CorrKind { kCorrQ8, kCorrQ4, kCorrQ6, kCorrKinds };
+
+CorrKind corr_kind(cpu::QFormat f) {
+  if (f == cpu::QFormat::q8_0) return kCorrQ8;
+  if (f == cpu::QFormat::q6_k) return kCorrQ6;
+  return kCorrQ4;  // q4_1 and q4_k read none; any valid array will do
+}
+
+// x quantized (qgemm_table.h's QuantizedX) plus every kind of correction.
+struct XScratch {
+  int8_t* q;
+  float* d;
+  float* ds;
+  int32_t* sums16;
+  int32_t* corr[kCorrKinds];
+};
+
+XScratch x_scratch(int64_t m, int64_t k) {
+  const size_t nb = static_cast<size_t>(k / cpu::kXBlock), rows = static_cast<size_t>(m);
+  const size_t q_bytes = align_up(rows * static_cast<size_t>(k));
+  const size_t f_bytes = align_up(rows * nb * sizeof(float));
+  const size_t i_bytes = align_up(rows * 2 * nb * sizeof(int32_t));
+  const size_t total = q_bytes + 2 * f_bytes + (1 + kCorrKinds) * i_bytes;
+  thread_local AlignedBuffer buffer;
+  if (buffer.size() < total) buffer = AlignedBuffer(total);
+  char* p = static_cast<char*>(buffer.data());
+  XScratch s;
+  s.q = reinterpret_cast<int8_t*>(p);
+  s.d = reinterpret_cast<float*>(p + q_bytes);
+  s.ds = reinterpret_cast<float*>(p + q_bytes + f_bytes);
+  s.sums16 = reinterpret_cast<int32_t*>(p + q_bytes + 2 * f_bytes);
+  for (int c = 0; c < kCorrKinds; ++c) {
+    s.corr[c] = reinterpret_cast<int32_t*>(p + q_bytes + 2 * f_bytes + static_cast<size_t>(1 + c) * i_bytes);
+  }
+  return s;
+}
+
+// Quantizes rows [r0, r1) of x and derives the corrections in `kinds` (a bit mask).
+void quantize_rows(const cpu::QGemmTable& table, const MatmulCall& c, const XScratch& s, unsigned kinds, int64_t r0,
+                   int64_t r1) {
+  const int64_t k = c.k, nb = k / cpu::kXBlock;
+  table.quantize_x(c.x + r0 * c.ldx, c.ldx, r1 - r0, k, s.q + r0 * k, s.d + r0 * nb, s.ds + r0 * nb,
+                   s.sums16 + r0 * 2 * nb);
+  for (int64_t r = r0; r < r1; ++r) {
+    const int32_t* sums = s.sums16 + r * 2 * nb;
+    if (kinds & (1u << kCorrQ8 | 1u << kCorrQ4)) {
+      int32_t* q8 = s.corr[kCorrQ8] + r * 2 * nb;
+      int32_t* q4 = s.corr[kCorrQ4] + r * 2 * nb;
+      for (int64_t b = 0; b < nb; ++b) {
+        const int32_t sum = sums[2 * b] + sums[2 * b + 1];
+        q8[b] = -128 * sum;
+        q4[b] = -8 * sum;
+      }
+    }
+    if (kinds & (1u << kCorrQ6)) {
+      int32_t* q6 = s.corr[kCorrQ6] + r * 2 * nb;
+      for (int64_t j = 0; j < 2 * nb; ++j) q6[j] = -32 * sums[j];
+    }
+  }
+}
+
+// Rows of x per thread below which quantizing them on the pool is not worth a wake-up.
+constexpr int64_t kParallelQuantizeElements = int64_t{1} << 15;
+
+}  // namespace
+
+bool is_quant_weight(DType w) noexcept {
+  return w == DType::q8_0 || w == DType::q4_0 || w == DType::q4_1 || w == DType::q4_k || w == DType::q6_k;
+}
+
+void prepare_quant(const MatmulWeight& w) {
+  if (table_for(false).kernel[static_cast<int>(qformat(w.view().dtype()))].packed) packed(w, nullptr);
+}
+
+size_t quant_packed_bytes(const MatmulWeight& w) noexcept {
+  const QuantPack* pack = w.packs().quant_ready.load(std::memory_order_acquire);
+  return pack != nullptr ? pack->data.size() : 0;
+}
+
+const char* quant_kernel_name(DType w, bool scalar_ref) {
+  return table_for(scalar_ref).kernel[static_cast<int>(qformat(w))].name;
+}
+
+void prepare_quant_jobs(std::span<const MatmulCall> calls, bool scalar_ref, QuantJob* jobs) {
+  const MatmulCall* first = nullptr;
+  unsigned kinds = 0;
+  for (const MatmulCall& c : calls) {
+    if (!is_quant_weight(c.w.view().dtype())) continue;
+    if (first == nullptr) first = &c;
+    kinds |= 1u << corr_kind(qformat(c.w.view().dtype()));
+  }
+  if (first == nullptr) return;
+  const cpu::QGemmTable& table = table_for(scalar_ref);
+  const MatmulCall& c = *first;  // every call of a group reads the same x
+  const XScratch s = x_scratch(c.m, c.k);
+  if (c.m > 1 && c.m * c.k >= kParallelQuantizeElements) {
+    c.pool.parallel_for(c.m, 1, [&](int64_t r0, int64_t r1) { quantize_rows(table, c, s, kinds, r0, r1); });
+  } else {
+    quantize_rows(table, c, s, kinds, 0, c.m);
+  }
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const MatmulCall& call = calls[i];
+    if (!is_quant_weight(call.w.view().dtype())) continue;
+    const cpu::QFormat f = qformat(call.w.view().dtype());
+    QuantJob& job = jobs[i];
+    job.kernel = &table.kernel[static_cast<int>(f)];
+    job.args.x = {s.q, s.d, s.ds, s.corr[corr_kind(f)], c.m, c.k};
+    job.args.w = job.kernel->packed ? packed(call.w, &call.pool).data.data() : call.w.view().data();
+    job.args.w_stride = call.w.view().row_stride_bytes();
+    job.args.n = call.n;
+    job.args.y = call.y;
+    job.args.ldy = call.ldy;
+  }
+}
+
+}  // namespace qilin::detail
