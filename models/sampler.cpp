@@ -3,8 +3,8 @@
 // How one sample() call runs (n = vocabulary, k = top_k):
 //   copy and sanitise the logits (NaN -> -inf, +inf -> FLT_MAX), apply the
 //   penalties to the few tokens in the history, find the max (and argmax for greedy);
-//   top-k: a bounded heap of ids; blocks of 16 logits none of which beats the heap's
-//   worst are skipped with one vectorised test, so this is about one compare per token;
+//   top-k: a bounded heap of ids; a block of 16 logits none of which beats the heap's
+//   worst costs 16 compares and one well-predicted branch, about a cycle per token;
 //   no top-k but top-p: exp(l - max) for all n tokens (vectorised), then only tokens
 //   heavier than (1-p)/2 of the average mass can be in the nucleus (the lighter ones
 //   together weigh less than (1-p)/2 of the total), so only those are gathered, and
@@ -103,9 +103,9 @@ inline bool ranks_before(float la, int32_t a, float lb, int32_t b) { return la >
 
 // Keeps the tokens with logit >= min_logit (and mass >= min_mass) as candidates, in id
 // order. kWithMass: mass[t] holds token t's mass and is compacted in place (a write
-// index never passes the read index). Blocks with no such token are skipped with one
-// vectorised test; in the others every token is written and the count advances only
-// for those kept (no branch to mispredict when about half are kept).
+// index never passes the read index). Blocks with no such token are skipped after one
+// branch; in the others every token is written and the count advances only for those
+// kept (no branch to mispredict when about half are kept).
 template <bool kWithMass>
 size_t gather(const float* l, size_t n, float min_logit, uint32_t min_mass, float* logit, int32_t* id, uint32_t* mass) {
   size_t count = 0;
