@@ -188,12 +188,12 @@ size_t MatmulWeight::packed_bytes() const noexcept {
   return detail::onednn_packed_bytes(*this) + detail::quant_packed_bytes(*this);
 }
 
-void MatmulWeight::prepare(int64_t max_m, const MatmulOptions& opts) {
+void MatmulWeight::prepare(int64_t max_m, const MatmulOptions& opts, ThreadPool* pool) {
   if (max_m < 1) fail("matmul", "prepare() needs max_m >= 1, got {}", max_m);
   if (detail::is_quant_weight(w_.dtype())) {
     // Decode (one row) and the largest batch may take different paths; pack for either.
     if (plan_matmul(1, *this, opts) == MatmulPath::simd || plan_matmul(max_m, *this, opts) == MatmulPath::simd) {
-      detail::prepare_quant(*this);
+      detail::prepare_quant(*this, pool);
     }
     return;
   }

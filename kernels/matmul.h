@@ -57,10 +57,10 @@ class MatmulWeight {
   MatmulWeight& operator=(MatmulWeight&&) noexcept;
 
   // Builds packed forms (e.g. oneDNN's reordered bf16 weights, or the interleaved
-  // groups of a block-format weight, single-threaded) for activations
+  // groups of a block-format weight, on `pool` when given) for activations
   // of up to `max_m` rows, so that no call reorders the weight. Optional: a
   // path that needs a pack and finds none builds it on first use.
-  void prepare(int64_t max_m, const MatmulOptions& opts = {});
+  void prepare(int64_t max_m, const MatmulOptions& opts = {}, ThreadPool* pool = nullptr);
 
   // Bytes held by the packed forms (0 before any is built), e.g. to account
   // for a model's memory; it grows only when a path packs the weight.

@@ -43,8 +43,8 @@ struct QuantPack;
 struct QuantPackDeleter {
   void operator()(QuantPack* p) const noexcept;
 };
-// Builds the packed form now (single-threaded) if the active level's kernel reads one.
-void prepare_quant(const MatmulWeight& w);
+// Builds the packed form now (on `pool` when given) if the active level's kernel reads one.
+void prepare_quant(const MatmulWeight& w, ThreadPool* pool);
 size_t quant_packed_bytes(const MatmulWeight& w) noexcept;
 const char* quant_kernel_name(DType w, bool scalar_ref);
 

@@ -136,8 +136,8 @@ bool is_quant_weight(DType w) noexcept {
   return w == DType::q8_0 || w == DType::q4_0 || w == DType::q4_1 || w == DType::q4_k || w == DType::q6_k;
 }
 
-void prepare_quant(const MatmulWeight& w) {
-  if (table_for(false).kernel[static_cast<int>(qformat(w.view().dtype()))].packed) packed(w, nullptr);
+void prepare_quant(const MatmulWeight& w, ThreadPool* pool) {
+  if (table_for(false).kernel[static_cast<int>(qformat(w.view().dtype()))].packed) packed(w, pool);
 }
 
 size_t quant_packed_bytes(const MatmulWeight& w) noexcept {

@@ -275,9 +275,9 @@ TEST_CASE("quantized matmul: matmul_group is bit-identical to one matmul per wei
 
 TEST_CASE("quantized matmul: the plan, forced paths and packing", "[matmul][quant]") {
   test::IsaGuard guard;
-  ThreadPool pool(1);
+  ThreadPool pool(2);
   for (DType t : test::kQuantTypes) {
-    const Tensor wt = test::quantized_weight(t, 40, 256, 9);
+    const Tensor wt = test::exact_weight(t, 40, 256, 9);
     INFO(name_of(t));
     cpu::set_active_isa(cpu::Isa::ref);
     {
@@ -293,13 +293,19 @@ TEST_CASE("quantized matmul: the plan, forced paths and packing", "[matmul][quan
       REQUIRE(plan_matmul(1, w) == MatmulPath::simd);
       REQUIRE(plan_matmul(512, w) == MatmulPath::simd);
       REQUIRE(w.packed_bytes() == 0);
-      w.prepare(1);
+      MatmulWeight on_pool(wt);
+      w.prepare(1);  // packed on this thread
+      on_pool.prepare(64, {}, &pool);
       const size_t packed = w.packed_bytes();
       REQUIRE(packed == cpu::qpack_bytes(qformat(t), 40, 256));  // 3 groups of 16 rows, the last one padded
-      const Tensor x = test::random_tensor(5, 256, DType::f32, test::Values::reals, 3);
-      Tensor y = Tensor::empty({5, 40}, DType::f32);
-      matmul(x, w, y, pool);
-      REQUIRE(w.packed_bytes() == packed);  // packed once
+      REQUIRE(on_pool.packed_bytes() == packed);
+      const Tensor x = test::exact_x(5, 256, 3);
+      const Tensor expect = run(x, w, pool, MatmulPath::ref);
+      for (const MatmulWeight* pw : {&w, &on_pool}) {
+        // Exact operands: any packing fault would show (test_matmul_quant_data.h).
+        REQUIRE(std::memcmp(run(x, *pw, pool, MatmulPath::automatic).data(), expect.data(), expect.nbytes()) == 0);
+        REQUIRE(pw->packed_bytes() == packed);  // packed once
+      }
     }
     const MatmulWeight w(wt);
     const Tensor x = Tensor::zeros({2, 256}, DType::f32);

@@ -62,7 +62,6 @@ struct QKernels {
     }
   };
 
-  static constexpr Mode nibble_mode() { return V::kVnni ? vnni : i16; }
   static constexpr Mode q6_mode() { return V::kVnni ? vnni : i32; }
 
   // One row of quantized x.
@@ -78,39 +77,68 @@ struct QKernels {
     XRow x[MB];
     F acc[MB];
 
-    // Q8_0: 8 quad vectors of u8 (int8 + 128) per block.
+    // Q8_0: 8 quad vectors of u8 (int8 + 128) per block. With VNNI the even and odd
+    // quads go to two accumulators: one chain of 8 dependent vpdpbusd per block
+    // (5 cycles each) leaves the out-of-order window too little to overlap blocks.
     void q8_0(const uint8_t* g, int64_t nb, int h) {
       constexpr Mode kMode = V::kVnni ? vnni : sign;
       for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* u = g + b * qpack_unit_bytes(QFormat::q8_0);
-        Acc<kMode> s[MB];
-        for (int i = 0; i < MB; ++i) s[i].start(x[i].corr[b]);
+        Acc<kMode> s[MB], odd[MB];
+        for (int i = 0; i < MB; ++i) {
+          s[i].start(x[i].corr[b]);
+          odd[i].start(0);
+        }
         for (int j = 0; j < 8; ++j) {
           const I w = V::load(u + qpack::kQ8Quants + kQuadBytes * j + h * kVecBytes);
           if constexpr (kMode == sign) {
             const typename V::Signed ws = V::prep_signed(w);
             for (int i = 0; i < MB; ++i) s[i].add_signed(ws, x[i].q + 32 * b + 4 * j);
           } else {
-            for (int i = 0; i < MB; ++i) s[i].add(w, x[i].q + 32 * b + 4 * j);
+            for (int i = 0; i < MB; ++i) (j % 2 == 0 ? s[i] : odd[i]).add(w, x[i].q + 32 * b + 4 * j);
           }
         }
         const F d = V::f16(u + qpack::kScales + h * 2 * L);
         for (int i = 0; i < MB; ++i) {
-          acc[i] = V::fmadd(s[i].finish(x[i].corr[b]), V::mul(d, V::set1f(x[i].d[b])), acc[i]);
+          const F sum = kMode == vnni ? V::cvt(V::add32(s[i].v, odd[i].v)) : s[i].finish(0);
+          acc[i] = V::fmadd(sum, V::mul(d, V::set1f(x[i].d[b])), acc[i]);
         }
       }
     }
 
-    // The 8 quads of a nibble block (4 vectors at q) into s: quad j low, j + 4 high.
-    template <Mode kMode>
-    void nibble_block(const uint8_t* q, int64_t b, int h, Acc<kMode> (&s)[MB]) {
-      for (int j = 0; j < 4; ++j) {
-        const I p = V::load(q + kQuadBytes * j + h * kVecBytes);
-        const I lo = V::nib_lo(p), hi = V::nib_hi(p);
+    // Σ q·xq + corr of a nibble block (4 vectors at q: quad j in the low nibbles,
+    // quad j + 4 in the high ones) for each row, as f32 (exact: below 2^24).
+    void nibble_sums(const uint8_t* q, int64_t b, int h, const int32_t (&corr)[MB], F (&out)[MB]) {
+      if constexpr (V::kVnni) {
+        // The high nibbles stay in place: p & 0xF0 is 16·q, one AND instead of a shift
+        // and an AND; its sum (16× too large, exactly) is shifted back once per block.
+        // Two accumulators per row also halve the dependent chain (see q8_0).
+        I lo[MB], hi[MB];
         for (int i = 0; i < MB; ++i) {
-          s[i].add(lo, x[i].q + 32 * b + 4 * j);
-          s[i].add(hi, x[i].q + 32 * b + 16 + 4 * j);
+          lo[i] = V::set1(corr[i]);
+          hi[i] = V::zero();
         }
+        for (int j = 0; j < 4; ++j) {
+          const I p = V::load(q + kQuadBytes * j + h * kVecBytes);
+          const I pl = V::nib_lo(p), ph = V::nib_hi_in_place(p);
+          for (int i = 0; i < MB; ++i) {
+            lo[i] = V::dpbusd(lo[i], pl, V::bcast4(x[i].q + 32 * b + 4 * j));
+            hi[i] = V::dpbusd(hi[i], ph, V::bcast4(x[i].q + 32 * b + 16 + 4 * j));
+          }
+        }
+        for (int i = 0; i < MB; ++i) out[i] = V::cvt(V::add32(lo[i], V::template sra32<4>(hi[i])));
+      } else {
+        Acc<i16> s[MB];
+        for (int i = 0; i < MB; ++i) s[i].start(corr[i]);
+        for (int j = 0; j < 4; ++j) {
+          const I p = V::load(q + kQuadBytes * j + h * kVecBytes);
+          const I lo = V::nib_lo(p), hi = V::nib_hi(p);
+          for (int i = 0; i < MB; ++i) {
+            s[i].add(lo, x[i].q + 32 * b + 4 * j);
+            s[i].add(hi, x[i].q + 32 * b + 16 + 4 * j);
+          }
+        }
+        for (int i = 0; i < MB; ++i) out[i] = s[i].finish(corr[i]);
       }
     }
 
@@ -120,13 +148,12 @@ struct QKernels {
       constexpr QFormat kF = kMin ? QFormat::q4_1 : QFormat::q4_0;
       for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* u = g + b * qpack_unit_bytes(kF);
-        Acc<nibble_mode()> s[MB];
-        for (int i = 0; i < MB; ++i) s[i].start(kMin ? 0 : x[i].corr[b]);
-        nibble_block(u + (kMin ? qpack::kQ4_1Quants : qpack::kQ4_0Quants), b, h, s);
+        int32_t corr[MB];
+        for (int i = 0; i < MB; ++i) corr[i] = kMin ? 0 : x[i].corr[b];
+        F sums[MB];
+        nibble_sums(u + (kMin ? qpack::kQ4_1Quants : qpack::kQ4_0Quants), b, h, corr, sums);
         const F d = V::f16(u + qpack::kScales + h * 2 * L);
-        for (int i = 0; i < MB; ++i) {
-          acc[i] = V::fmadd(s[i].finish(kMin ? 0 : x[i].corr[b]), V::mul(d, V::set1f(x[i].d[b])), acc[i]);
-        }
+        for (int i = 0; i < MB; ++i) acc[i] = V::fmadd(sums[i], V::mul(d, V::set1f(x[i].d[b])), acc[i]);
         if constexpr (kMin) {
           const F m = V::f16(u + qpack::kMins + h * 2 * L);
           for (int i = 0; i < MB; ++i) acc[i] = V::fmadd(m, V::set1f(x[i].ds[b]), acc[i]);
@@ -142,14 +169,14 @@ struct QKernels {
         const F dmin = V::f16(u + qpack::kMins + h * 2 * L);
         for (int sub = 0; sub < 8; ++sub) {
           const int64_t b = sb * 8 + sub;
-          Acc<nibble_mode()> s[MB];
-          for (int i = 0; i < MB; ++i) s[i].start(0);
-          nibble_block(u + qpack::kQ4KQuants + 256 * sub, b, h, s);
+          const int32_t corr[MB] = {};
+          F sums[MB];
+          nibble_sums(u + qpack::kQ4KQuants + 256 * sub, b, h, corr, sums);
           // d·sc and dmin·m are exact in f32 (at most 17 significant bits).
           const F a = V::mul(V::u8f(u + qpack::kQ4KSc + kPackRows * sub + h * L), d);
           const F mn = V::mul(V::u8f(u + qpack::kQ4KM + kPackRows * sub + h * L), dmin);
           for (int i = 0; i < MB; ++i) {
-            acc[i] = V::fmadd(s[i].finish(0), V::mul(a, V::set1f(x[i].d[b])), acc[i]);
+            acc[i] = V::fmadd(sums[i], V::mul(a, V::set1f(x[i].d[b])), acc[i]);
             acc[i] = V::fnmadd(mn, V::set1f(x[i].ds[b]), acc[i]);
           }
         }
@@ -214,10 +241,11 @@ struct QKernels {
     for (int i = 0; i < MB; ++i) V::store(a.y + (i0 + i) * a.ldy + n0, t.acc[i], valid);
   }
 
-  // Rows of x in tiles of kMaxRows, then one tile of the remainder.
+  // Rows of x in tiles of kMaxRows (8 or 4), then at most one tile of 4 and one of 1 to 3.
   template <QFormat kF>
   static void kernel(const QGemmArgs& a, int64_t n_begin, int64_t n_end) noexcept {
     constexpr int kMaxRows = V::kMaxTileRows;
+    static_assert(kMaxRows == 4 || kMaxRows == 8);
     const uint8_t* base = static_cast<const uint8_t*>(a.w);
     const int64_t group_bytes = qpack_group_bytes(kF, a.x.k);
     for (int64_t g = n_begin / kPackRows; g * kPackRows < n_end; ++g) {
@@ -228,15 +256,21 @@ struct QKernels {
         const uint8_t* grp = base + g * group_bytes;
         int64_t i = 0;
         for (; i + kMaxRows <= a.x.m; i += kMaxRows) run_tile<kF, kMaxRows>(a, grp, h, i, n0, valid);
+        if constexpr (kMaxRows == 8) {
+          if (i + 4 <= a.x.m) {
+            run_tile<kF, 4>(a, grp, h, i, n0, valid);
+            i += 4;
+          }
+        }
         switch (a.x.m - i) {
           case 1:
             run_tile<kF, 1>(a, grp, h, i, n0, valid);
             break;
           case 2:
-            if constexpr (kMaxRows > 2) run_tile<kF, 2>(a, grp, h, i, n0, valid);
+            run_tile<kF, 2>(a, grp, h, i, n0, valid);
             break;
           case 3:
-            if constexpr (kMaxRows > 3) run_tile<kF, 3>(a, grp, h, i, n0, valid);
+            run_tile<kF, 3>(a, grp, h, i, n0, valid);
             break;
           default:
             break;

@@ -25,7 +25,7 @@ struct V512 {
   using F = __m512;
   static constexpr int kLanes = 16;
   static constexpr bool kVnni = kVnniLevel;
-  static constexpr int kMaxTileRows = 4;
+  static constexpr int kMaxTileRows = 8;  // 8 int + 8 float accumulators of 32 registers
 
   static I load(const uint8_t* p) { return _mm512_loadu_si512(p); }
   static I zero() { return _mm512_setzero_si512(); }
@@ -37,6 +37,11 @@ struct V512 {
   }
   static I nib_lo(I v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x0f)); }
   static I nib_hi(I v) { return _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0f)); }
+  static I nib_hi_in_place(I v) { return _mm512_and_si512(v, _mm512_set1_epi8(static_cast<char>(0xf0))); }
+  template <int kBits>
+  static I sra32(I v) {
+    return _mm512_srai_epi32(v, kBits);
+  }
   static I bits45(I v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x30)); }
   template <int kBits>
   static I shl16(I v) {
