@@ -23,13 +23,15 @@ namespace {
 // Loads the checkpoint's tensors in the types the kernels take, checking shapes.
 class WeightLoader {
  public:
-  WeightLoader(const Checkpoint& c, DType dequantize_to, std::vector<Tensor>& owned, ThreadPool& pool)
-      : c_(c), dequantize_to_(dequantize_to), owned_(owned), pool_(pool) {}
+  WeightLoader(const Checkpoint& c, bool dequantize, DType dequantize_to, std::vector<Tensor>& owned,
+               ThreadPool& pool)
+      : c_(c), dequantize_(dequantize), dequantize_to_(dequantize_to), owned_(owned), pool_(pool) {}
 
-  // A Linear weight [rows, cols]: float types are used in place, block formats dequantized.
+  // A Linear weight [rows, cols]: used in place (float types, and block formats that run
+  // natively), or dequantized when asked to.
   TensorView matrix(const std::string& name, int64_t rows, int64_t cols) {
     const TensorView& w = checked(name, {rows, cols});
-    return traits(w.dtype()).is_float ? w : convert(w, dequantize_to_);
+    return traits(w.dtype()).is_float || !dequantize_ ? w : convert(w, dequantize_to_);
   }
   // A vector (norm weight, bias) as f32.
   TensorView vector(const std::string& name, int64_t n) {
@@ -70,6 +72,7 @@ class WeightLoader {
   }
 
   const Checkpoint& c_;
+  bool dequantize_;
   DType dequantize_to_;
   std::vector<Tensor>& owned_;
   ThreadPool& pool_;
@@ -92,7 +95,7 @@ Decoder::Decoder(const Checkpoint& checkpoint, const DecoderOptions& options, Th
               options.max_logit_rows);
 
   owned_.reserve(static_cast<size_t>(c.n_layers) * 16 + 4);  // views into owned_ must stay put
-  WeightLoader load(checkpoint, options.dequantize_to, owned_, pool);
+  WeightLoader load(checkpoint, options.dequantize, options.dequantize_to, owned_, pool);
   const int64_t d = c.d_model, q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
   const int64_t max_m = options.max_batch_tokens;
 
@@ -104,7 +107,7 @@ Decoder::Decoder(const Checkpoint& checkpoint, const DecoderOptions& options, Th
   output_norm_ = load.vector("output_norm.weight", d);
   const bool tied = c.tied_embeddings || checkpoint.find("output.weight") == nullptr;
   output_ = std::make_unique<MatmulWeight>(load.matrix(tied ? "token_embd.weight" : "output.weight", c.vocab_size, d));
-  output_->prepare(options.max_logit_rows, options.matmul);
+  output_->prepare(options.max_logit_rows, options.matmul, &pool);
 
   layers_.reserve(static_cast<size_t>(c.n_layers));
   for (int64_t il = 0; il < c.n_layers; ++il) {
@@ -126,7 +129,7 @@ Decoder::Decoder(const Checkpoint& checkpoint, const DecoderOptions& options, Th
         MatmulWeight(load.matrix(name("ffn_down.weight"), d, c.d_ff)),
     };
     for (MatmulWeight* w : {&layer.wq, &layer.wk, &layer.wv, &layer.wo, &layer.gate, &layer.up, &layer.down}) {
-      w->prepare(max_m, options.matmul);
+      w->prepare(max_m, options.matmul, &pool);
     }
     layers_.push_back(std::move(layer));
   }

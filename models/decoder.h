@@ -32,8 +32,11 @@ class Checkpoint;
 struct DecoderOptions {
   int64_t max_batch_tokens = 512;  // most token rows in one forward() (the prefill chunk)
   int64_t max_logit_rows = 8;      // most logit rows one forward() returns
-  // Weights stored in a block format (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K) are dequantized
-  // to this type at load (f32, f16 or bf16) until the quantized kernels run them natively.
+  // Weights stored in a block format (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K) run natively on the
+  // quantized matmul kernels (activations quantized to 8-bit blocks per call). With
+  // dequantize set, they are expanded at load to `dequantize_to` (f32, f16 or bf16)
+  // instead: exact float activations, at 2-8x the memory and bandwidth.
+  bool dequantize = false;
   DType dequantize_to = DType::f32;
   MatmulOptions matmul;  // e.g. allow_bf16_compute for AMX prefill
 };

@@ -32,6 +32,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   DecoderOptions d;
   d.max_batch_tokens = options.batch;
   d.max_logit_rows = options.max_logit_rows > 0 ? options.max_logit_rows : options.slots;
+  d.dequantize = options.dequantize;
   d.dequantize_to = options.dequantize_to;
   d.matmul.allow_bf16_compute = options.bf16_prefill;
   m->decoder_ = std::make_unique<Decoder>(m->checkpoint_, d, *m->pool_);

@@ -27,7 +27,11 @@ struct LoadOptions {
   DType kv_type = DType::f16;   // f16 halves the cache; f32 for bit-for-bit comparisons
   int64_t batch = 512;          // prompt tokens per forward pass (the prefill chunk)
   int64_t max_logit_rows = 0;   // 0: one per slot; perplexity asks for a whole window
-  DType dequantize_to = DType::f32;  // for weights stored in block formats (until native quant kernels)
+  // Block-format weights (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K) run natively unless dequantize
+  // is set: then they are expanded at load to dequantize_to (exact float activations,
+  // e.g. to compare with a float reference).
+  bool dequantize = false;
+  DType dequantize_to = DType::f32;
   bool bf16_prefill = true;     // prompt matmuls in bf16 on AMX/AVX512-BF16 (weights rounded to bf16)
 };
 

@@ -45,7 +45,8 @@ Model& smollm2() {
     o.context = 256;
     o.kv_type = DType::f32;      // the reference runs in float32 throughout
     o.bf16_prefill = false;
-    o.dequantize_to = DType::f32;  // Q4_1 -> f32 exactly, as transformers does
+    o.dequantize = true;  // Q4_1 / Q8_0 -> f32 exactly, as transformers does
+    o.dequantize_to = DType::f32;
     return Model::load(path, o);
   }();
   return *model;

@@ -45,6 +45,8 @@ constexpr const char* kUsage = R"(usage: qilin-generate -m MODEL [options]
       --ignore-eos        keep generating past end-of-sequence
       --kv-type f16|f32   KV-cache type (default f16)
       --no-bf16           prompt matmuls in f32 (default: bf16 on AMX / AVX512-BF16)
+      --dequantize T      expand Q4_0/Q4_1/Q8_0/Q4_K/Q6_K weights to T (f32, f16, bf16) at load
+                          instead of running them on the quantized kernels
       --device cpu|cuda   (default cpu)
       --json              print one JSON object with the text and the timings
       --verbose           print the model's configuration and matmul plans
@@ -93,6 +95,12 @@ Cli parse(int argc, char** argv) {
   if (kv != "f16" && kv != "f32") fail("args", "--kv-type must be f16 or f32, not '{}'", kv);
   cli.load.kv_type = kv == "f16" ? DType::f16 : DType::f32;
   cli.load.bf16_prefill = !args.has({"--no-bf16"});
+  if (const std::string dq = args.get({"--dequantize"}); !dq.empty()) {
+    if (!dtype_from_name(dq, &cli.load.dequantize_to) || !traits(cli.load.dequantize_to).is_float) {
+      fail("args", "--dequantize must be f32, f16 or bf16, not '{}'", dq);
+    }
+    cli.load.dequantize = true;
+  }
   const std::string device = args.get({"--device", "-dev"}, "cpu");
   if (device != "cpu" && device != "cuda") fail("args", "--device must be cpu or cuda, not '{}'", device);
   cli.load.device = device == "cuda" ? Device::cuda : Device::cpu;
