@@ -77,7 +77,8 @@ void run_quant(benchmark::State& state, cpu::Isa isa, DType dtype, QuantShape s,
   for (int64_t i = 0; i < m * s.k; ++i) x.data_as<float>()[i] = dist(rng);
   Tensor y = Tensor::empty({m, s.n}, DType::f32);
   matmul(x, weight, y, pool);  // warm-up: scratch
-  state.SetLabel(cpu::qgemm_table(isa).kernel[static_cast<int>(dtype) - static_cast<int>(DType::q8_0)].name);
+  const auto format = static_cast<cpu::QFormat>(static_cast<int>(dtype) - static_cast<int>(DType::q8_0));
+  state.SetLabel(cpu::qgemm_table(isa).for_rows(format, m).name);
   const auto t0 = Clock::now();
   for (auto _ : state) {
     matmul(x, weight, y, pool);
@@ -99,7 +100,7 @@ void register_all() {
   for (DType dtype : {DType::q8_0, DType::q4_0, DType::q4_1, DType::q4_k, DType::q6_k}) {
     const bool k_quant = dtype == DType::q4_k || dtype == DType::q6_k;
     for (const QuantShape& s : k_quant ? kSuperBlockShapes : kBlockShapes) {
-      for (cpu::Isa isa : {cpu::Isa::avx2, cpu::Isa::avx512, cpu::Isa::avx512_bf16}) {
+      for (cpu::Isa isa : {cpu::Isa::avx2, cpu::Isa::avx512, cpu::Isa::avx512_bf16, cpu::Isa::amx}) {
         for (int64_t m : kRows) {
           const std::string name = "matmul_quant/" + std::string(cpu::name_of(isa)) + "/" +
                                    std::string(name_of(dtype)) + "/" + std::to_string(s.k) + "x" + std::to_string(s.n) +

@@ -43,7 +43,7 @@ void* thread_scratch(size_t bytes) {
 }  // namespace
 
 const char* cpu_kernel_name(int64_t m, DType w, bool scalar_ref) {
-  if (is_quant_weight(w)) return quant_kernel_name(w, scalar_ref);
+  if (is_quant_weight(w)) return quant_kernel_name(m, w, scalar_ref);
   return kernel_for(table_for(scalar_ref), m, w).name;
 }
 
@@ -51,8 +51,13 @@ void run_cpu_kernels(const MatmulCall& call, bool scalar_ref) {
   if (is_quant_weight(call.w.view().dtype())) {
     QuantJob job;
     prepare_quant_jobs(std::span<const MatmulCall>(&call, 1), scalar_ref, &job);
-    call.pool.parallel_for(call.n, job.kernel->n_grain,
-                           [&](int64_t n0, int64_t n1) { job.kernel->fn(job.args, n0, n1); });
+    const size_t bytes = job.kernel->scratch_bytes(call.k);
+    call.pool.parallel_for(call.n, job.kernel->n_grain, [&](int64_t n0, int64_t n1) {
+      if (bytes == 0) return job.kernel->fn(job.args, n0, n1);
+      cpu::QGemmArgs own = job.args;
+      own.scratch = thread_scratch(bytes);
+      job.kernel->fn(own, n0, n1);
+    });
     return;
   }
   const cpu::GemmKernel& kernel = kernel_for(table_for(scalar_ref), call.m, call.w.view().dtype());
@@ -93,6 +98,8 @@ void run_cpu_kernels_group(std::span<const MatmulCall> calls, bool scalar_ref) {
     const MatmulCall& c = calls[i];
     if (quant[i].kernel != nullptr) {
       grain[i] = quant[i].kernel->n_grain;
+      const size_t bytes = quant[i].kernel->scratch_bytes(c.k);
+      scratch_bytes = scratch_bytes > bytes ? scratch_bytes : bytes;
     } else {
       kernels[i] = &kernel_for(table_for(scalar_ref), c.m, c.w.view().dtype());
       args[i].x = c.x;
@@ -117,7 +124,9 @@ void run_cpu_kernels_group(std::span<const MatmulCall> calls, bool scalar_ref) {
       const int64_t n0 = (b - first_unit[i]) * grain[i];
       const int64_t n1 = (e - first_unit[i]) * grain[i] < calls[i].n ? (e - first_unit[i]) * grain[i] : calls[i].n;
       if (quant[i].kernel != nullptr) {
-        quant[i].kernel->fn(quant[i].args, n0, n1);
+        cpu::QGemmArgs own = quant[i].args;
+        own.scratch = scratch;
+        quant[i].kernel->fn(own, n0, n1);
         continue;
       }
       cpu::GemmArgs own = args[i];

@@ -46,7 +46,7 @@ struct QuantPackDeleter {
 // Builds the packed form now (on `pool` when given) if the active level's kernel reads one.
 void prepare_quant(const MatmulWeight& w, ThreadPool* pool);
 size_t quant_packed_bytes(const MatmulWeight& w) noexcept;
-const char* quant_kernel_name(DType w, bool scalar_ref);
+const char* quant_kernel_name(int64_t m, DType w, bool scalar_ref);
 
 // One quantized product, ready to run over rows [n0, n1) of its weight on any thread:
 // kernel->fn(args, n0, n1), n0 a multiple of kernel->n_grain.

@@ -8,6 +8,7 @@
 #include <span>
 
 #include "core/allocator.h"
+#include "kernels/cpu/gemm_table.h"
 #include "kernels/cpu/qgemm_pack.h"
 #include "kernels/matmul_paths.h"
 
@@ -74,41 +75,62 @@ CorrKind corr_kind(cpu::QFormat f) {
   return kCorrQ4;  // q4_1 and q4_k read none; any valid array will do
 }
 
-// x quantized (qgemm_table.h's QuantizedX) plus every kind of correction.
+// The forms of x the kernels of a call read (qgemm_table.h's QuantizedX): int8 blocks
+// with every kind of correction, and/or x rounded to bf16 (the AMX bf16 kernels).
 struct XScratch {
-  int8_t* q;
-  float* d;
-  float* ds;
-  int32_t* sums16;
-  int32_t* corr[kCorrKinds];
+  int8_t* q = nullptr;
+  float* d = nullptr;
+  float* ds = nullptr;
+  int32_t* sums16 = nullptr;
+  int32_t* corr[kCorrKinds] = {};
+  uint16_t* xb = nullptr;
 };
 
-XScratch x_scratch(int64_t m, int64_t k) {
-  const size_t nb = static_cast<size_t>(k / cpu::kXBlock), rows = static_cast<size_t>(m);
-  const size_t q_bytes = align_up(rows * static_cast<size_t>(k));
-  const size_t f_bytes = align_up(rows * nb * sizeof(float));
-  const size_t i_bytes = align_up(rows * 2 * nb * sizeof(int32_t));
-  const size_t total = q_bytes + 2 * f_bytes + (1 + kCorrKinds) * i_bytes;
+// Rows rounded up to cpu::kXRowPadding; the extra rows' values and scales are zeroed.
+XScratch x_scratch(int64_t m, int64_t k, bool int8, bool bf16) {
+  const int64_t padded = (m + cpu::kXRowPadding - 1) / cpu::kXRowPadding * cpu::kXRowPadding;
+  const size_t nb = static_cast<size_t>(k / cpu::kXBlock), rows = static_cast<size_t>(padded);
+  const size_t q_bytes = int8 ? align_up(rows * static_cast<size_t>(k)) : 0;
+  const size_t f_bytes = int8 ? align_up(rows * nb * sizeof(float)) : 0;
+  const size_t i_bytes = int8 ? align_up(rows * 2 * nb * sizeof(int32_t)) : 0;
+  const size_t b_bytes = bf16 ? align_up(rows * static_cast<size_t>(k) * 2) : 0;
+  const size_t total = q_bytes + 2 * f_bytes + (1 + kCorrKinds) * i_bytes + b_bytes;
   thread_local AlignedBuffer buffer;
   if (buffer.size() < total) buffer = AlignedBuffer(total);
   char* p = static_cast<char*>(buffer.data());
   XScratch s;
-  s.q = reinterpret_cast<int8_t*>(p);
-  s.d = reinterpret_cast<float*>(p + q_bytes);
-  s.ds = reinterpret_cast<float*>(p + q_bytes + f_bytes);
-  s.sums16 = reinterpret_cast<int32_t*>(p + q_bytes + 2 * f_bytes);
-  for (int c = 0; c < kCorrKinds; ++c) {
-    s.corr[c] = reinterpret_cast<int32_t*>(p + q_bytes + 2 * f_bytes + static_cast<size_t>(1 + c) * i_bytes);
+  const size_t pad_rows = static_cast<size_t>(padded - m);
+  if (int8) {
+    s.q = reinterpret_cast<int8_t*>(p);
+    s.d = reinterpret_cast<float*>(p + q_bytes);
+    s.ds = reinterpret_cast<float*>(p + q_bytes + f_bytes);
+    s.sums16 = reinterpret_cast<int32_t*>(p + q_bytes + 2 * f_bytes);
+    for (int c = 0; c < kCorrKinds; ++c) {
+      s.corr[c] = reinterpret_cast<int32_t*>(p + q_bytes + 2 * f_bytes + static_cast<size_t>(1 + c) * i_bytes);
+    }
+    std::memset(s.q + m * k, 0, pad_rows * static_cast<size_t>(k));
+    std::memset(s.d + m * static_cast<int64_t>(nb), 0, pad_rows * nb * sizeof(float));
+    std::memset(s.ds + m * static_cast<int64_t>(nb), 0, pad_rows * nb * sizeof(float));
+  }
+  if (bf16) {
+    s.xb = reinterpret_cast<uint16_t*>(p + q_bytes + 2 * f_bytes + (1 + kCorrKinds) * i_bytes);
+    std::memset(s.xb + m * k, 0, pad_rows * static_cast<size_t>(k) * 2);
   }
   return s;
 }
 
-// Quantizes rows [r0, r1) of x and derives the corrections in `kinds` (a bit mask).
-void quantize_rows(const cpu::QGemmTable& table, const MatmulCall& c, const XScratch& s, unsigned kinds, int64_t r0,
-                   int64_t r1) {
+// Prepares rows [r0, r1) of x in the forms of s: quantized with the corrections in
+// `kinds` (a bit mask), and/or rounded to bf16.
+void prepare_rows(bool scalar_ref, const MatmulCall& c, const XScratch& s, unsigned kinds, int64_t r0, int64_t r1) {
   const int64_t k = c.k, nb = k / cpu::kXBlock;
-  table.quantize_x(c.x + r0 * c.ldx, c.ldx, r1 - r0, k, s.q + r0 * k, s.d + r0 * nb, s.ds + r0 * nb,
-                   s.sums16 + r0 * 2 * nb);
+  if (s.xb != nullptr) {
+    const auto round = cpu::gemm_table(scalar_ref ? cpu::Isa::ref : cpu::active_isa()).round_to_bf16;
+    for (int64_t r = r0; r < r1; ++r) round(c.x + r * c.ldx, s.xb + r * k, k);
+  }
+  if (s.q == nullptr) return;
+  table_for(scalar_ref)
+      .quantize_x(c.x + r0 * c.ldx, c.ldx, r1 - r0, k, s.q + r0 * k, s.d + r0 * nb, s.ds + r0 * nb,
+                  s.sums16 + r0 * 2 * nb);
   for (int64_t r = r0; r < r1; ++r) {
     const int32_t* sums = s.sums16 + r * 2 * nb;
     if (kinds & (1u << kCorrQ8 | 1u << kCorrQ4)) {
@@ -127,7 +149,7 @@ void quantize_rows(const cpu::QGemmTable& table, const MatmulCall& c, const XScr
   }
 }
 
-// Rows of x per thread below which quantizing them on the pool is not worth a wake-up.
+// Elements of x below which preparing it on the pool is not worth a wake-up.
 constexpr int64_t kParallelQuantizeElements = int64_t{1} << 15;
 
 }  // namespace
@@ -145,34 +167,37 @@ size_t quant_packed_bytes(const MatmulWeight& w) noexcept {
   return pack != nullptr ? pack->data.size() : 0;
 }
 
-const char* quant_kernel_name(DType w, bool scalar_ref) {
-  return table_for(scalar_ref).kernel[static_cast<int>(qformat(w))].name;
+const char* quant_kernel_name(int64_t m, DType w, bool scalar_ref) {
+  return table_for(scalar_ref).for_rows(qformat(w), m).name;
 }
 
 void prepare_quant_jobs(std::span<const MatmulCall> calls, bool scalar_ref, QuantJob* jobs) {
+  const cpu::QGemmTable& table = table_for(scalar_ref);
   const MatmulCall* first = nullptr;
   unsigned kinds = 0;
+  bool int8 = false, bf16 = false;
   for (const MatmulCall& c : calls) {
     if (!is_quant_weight(c.w.view().dtype())) continue;
     if (first == nullptr) first = &c;
-    kinds |= 1u << corr_kind(qformat(c.w.view().dtype()));
+    const cpu::QFormat f = qformat(c.w.view().dtype());
+    kinds |= 1u << corr_kind(f);
+    (table.for_rows(f, c.m).bf16_x ? bf16 : int8) = true;
   }
   if (first == nullptr) return;
-  const cpu::QGemmTable& table = table_for(scalar_ref);
   const MatmulCall& c = *first;  // every call of a group reads the same x
-  const XScratch s = x_scratch(c.m, c.k);
+  const XScratch s = x_scratch(c.m, c.k, int8, bf16);
   if (c.m > 1 && c.m * c.k >= kParallelQuantizeElements) {
-    c.pool.parallel_for(c.m, 1, [&](int64_t r0, int64_t r1) { quantize_rows(table, c, s, kinds, r0, r1); });
+    c.pool.parallel_for(c.m, 1, [&](int64_t r0, int64_t r1) { prepare_rows(scalar_ref, c, s, kinds, r0, r1); });
   } else {
-    quantize_rows(table, c, s, kinds, 0, c.m);
+    prepare_rows(scalar_ref, c, s, kinds, 0, c.m);
   }
   for (size_t i = 0; i < calls.size(); ++i) {
     const MatmulCall& call = calls[i];
     if (!is_quant_weight(call.w.view().dtype())) continue;
     const cpu::QFormat f = qformat(call.w.view().dtype());
     QuantJob& job = jobs[i];
-    job.kernel = &table.kernel[static_cast<int>(f)];
-    job.args.x = {s.q, s.d, s.ds, s.corr[corr_kind(f)], c.m, c.k};
+    job.kernel = &table.for_rows(f, c.m);
+    job.args.x = {s.q, s.d, s.ds, s.corr[corr_kind(f)], s.xb, c.m, c.k};
     job.args.w = job.kernel->packed ? packed(call.w, &call.pool).data.data() : call.w.view().data();
     job.args.w_stride = call.w.view().row_stride_bytes();
     job.args.n = call.n;

@@ -20,7 +20,8 @@ using namespace qilin;
 
 namespace {
 
-constexpr int64_t kRows[] = {1, 2, 3, 5, 8, 64};
+// 20 and 64: the many-row kernels (AMX tiles of 16 rows), with and without a partial tile.
+constexpr int64_t kRows[] = {1, 2, 3, 5, 8, 20, 64};
 
 cpu::QFormat qformat(DType t) {
   switch (t) {

@@ -27,6 +27,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 
 #include "kernels/cpu/isa.h"
 
@@ -48,6 +49,7 @@ struct QuantizedX {
   const float* d = nullptr;
   const float* ds = nullptr;
   const int32_t* corr = nullptr;
+  const uint16_t* xb = nullptr;  // x rounded to bf16, m rows of k (for kernels with bf16_x; null otherwise)
   int64_t m = 0, k = 0;
 };
 
@@ -58,6 +60,7 @@ struct QGemmArgs {
   int64_t n = 0;       // rows of the weight (the packed form pads the last group of 16)
   float* y = nullptr;  // m rows, row stride ldy (elements)
   int64_t ldy = 0;
+  void* scratch = nullptr;  // QGemmKernel::scratch_bytes(k), 64-byte aligned, this thread's alone
 };
 
 // Computes y[i, n] for all i < m and n in [n_begin, n_end); n_begin is a multiple of n_grain.
@@ -68,7 +71,15 @@ struct QGemmKernel {
   const char* name = "";  // for the verbose plan, e.g. "avx512_vnni q4_0 (vpdpbusd)"
   int64_t n_grain = 1;    // rows per unit of the thread split (16: one packed group)
   bool packed = false;    // reads the packed form (qgemm_pack.h) instead of the stored rows
+  bool bf16_x = false;    // reads QuantizedX::xb (x rounded to bf16), not the int8 form
+  // Per-thread scratch: scratch_per_k · k + scratch_fixed bytes (0: none).
+  size_t scratch_per_k = 0, scratch_fixed = 0;
+  size_t scratch_bytes(int64_t k) const noexcept { return scratch_per_k * static_cast<size_t>(k) + scratch_fixed; }
 };
+
+// Rows of quantized x are stored rounded up to a multiple of this (the extra rows
+// zero), so kernels working on tiles of 16 rows need no tail case.
+inline constexpr int64_t kXRowPadding = 16;
 
 // Quantizes m rows of x (row stride ldx floats, k a multiple of 32) to out.q/out.d/out.ds,
 // and the plain block sums to sums16 (sum of q over each 16 elements, m*k/16 entries).
@@ -77,8 +88,14 @@ using QuantizeXFn = void (*)(const float* x, int64_t ldx, int64_t m, int64_t k, 
                              int32_t* sums16) noexcept;
 
 struct QGemmTable {
-  QGemmKernel kernel[kQFormatCount];
+  QGemmKernel kernel[kQFormatCount];  // any m
+  QGemmKernel large[kQFormatCount];   // m >= large_min_m (where a level has a kernel for many rows)
+  int64_t large_min_m = std::numeric_limits<int64_t>::max();
   QuantizeXFn quantize_x = nullptr;
+
+  const QGemmKernel& for_rows(QFormat f, int64_t m) const noexcept {
+    return m >= large_min_m ? large[static_cast<int>(f)] : kernel[static_cast<int>(f)];
+  }
 };
 
 const QGemmTable& qgemm_table(Isa isa) noexcept;
@@ -88,5 +105,8 @@ void fill_qgemm_ref(QGemmTable& t) noexcept;
 void fill_qgemm_avx2(QGemmTable& t) noexcept;
 void fill_qgemm_avx512(QGemmTable& t) noexcept;
 void fill_qgemm_avx512_vnni(QGemmTable& t) noexcept;  // the avx512_bf16 level (it includes VNNI)
+// The amx level: many rows on AMX tiles (kernels/cpu/amx/qgemm_amx*.cpp).
+void fill_qgemm_amx_int8(QGemmTable& t) noexcept;
+void fill_qgemm_amx_bf16(QGemmTable& t) noexcept;
 
 }  // namespace qilin::cpu

@@ -85,6 +85,7 @@ void fill_qgemm_ref(QGemmTable& t) noexcept {
   t.kernel[static_cast<int>(QFormat::q4_1)] = {qgemm_ref<QFormat::q4_1>, "ref q4_1", 1, false};
   t.kernel[static_cast<int>(QFormat::q4_k)] = {qgemm_ref<QFormat::q4_k>, "ref q4_k", 1, false};
   t.kernel[static_cast<int>(QFormat::q6_k)] = {qgemm_ref<QFormat::q6_k>, "ref q6_k", 1, false};
+  for (int f = 0; f < kQFormatCount; ++f) t.large[f] = t.kernel[f];  // until a level has its own
   t.quantize_x = quantize_x_ref;
 }
 

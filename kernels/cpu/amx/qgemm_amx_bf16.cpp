@@ -1,0 +1,178 @@
+// The bf16 way of the amx level's quantized matmul (see qgemm_amx.cpp for both):
+// TDPBF16PS on x rounded to bf16 and each group of 16 weight rows dequantized to
+// bf16 in the thread's scratch, in the tiles' pair layout. Sums run on in f32
+// across all of K, so the tile unit is the bound, not per-block scaling.
+//
+// Tiles 0-3: C for 2 tiles of x rows × 2 groups of weight rows (16 x 16 f32 each);
+// 4, 5: A (16 rows of x, 32 bf16 of K); 6, 7: B (16 pairs of K × 16 weight rows).
+// Each loaded A and B tile feeds two products.
+#include "kernels/cpu/amx/qgemm_amx_common.h"
+
+namespace qilin::cpu {
+namespace {
+
+constexpr int64_t kPairsBytesPerK = 32;  // a group's bf16 weights: 16 rows × 2 bytes per element of K
+
+void configure_bf16_tiles() {
+  TileConfig c;
+  for (int t = 0; t < 8; ++t) {
+    c.colsb[t] = 64;
+    c.rows[t] = kTile;
+  }
+  load_tile_config(c);
+}
+
+// The unpacked int8 group as bf16 B tiles: per 32 elements of K, 16 rows of 64 bytes,
+// row p holding elements 2p, 2p + 1 of each of the 16 weight rows (w = A·q + B,
+// rounded to nearest even).
+void dequantize_group(const Unpacked& u, int64_t k, uint16_t* dst) {
+  // Lane n of a pair row: element 2p of weight row n, then element 2p + 1.
+  alignas(64) static constexpr uint16_t kInterleave[32] = {0,  16, 1,  17, 2,  18, 3,  19, 4,  20, 5,
+                                                           21, 6,  22, 7,  23, 8,  24, 9,  25, 10, 26,
+                                                           11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i interleave = _mm512_load_si512(kInterleave);
+  for (int64_t b = 0; b < k / 32; ++b) {
+    const __m512 min = _mm512_loadu_ps(u.min + b * kTile);
+    for (int j = 0; j < 8; ++j) {
+      const __m512 a = _mm512_loadu_ps(u.scale + b * 2 * kTile + (j < 4 ? 0 : kTile));
+      const __m512i q = _mm512_loadu_si512(u.quads + b * kBlockBytes + kQuadBytes * j);
+      __m512 w[4];  // element 4j + t of the 16 rows
+      w[0] = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(q, 24), 24));
+      w[1] = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(q, 16), 24));
+      w[2] = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(q, 8), 24));
+      w[3] = _mm512_cvtepi32_ps(_mm512_srai_epi32(q, 24));
+      for (__m512& v : w) v = _mm512_fmadd_ps(v, a, min);
+      uint16_t* out = dst + b * 512 + 2 * j * 32;  // pair rows 2j and 2j + 1
+      const __m512i p0 = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(w[1], w[0]));
+      const __m512i p1 = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(w[3], w[2]));
+      _mm512_storeu_si512(out, _mm512_permutexvar_epi16(interleave, p0));
+      _mm512_storeu_si512(out + 32, _mm512_permutexvar_epi16(interleave, p1));
+    }
+  }
+}
+
+// Writes a C tile (16 x 16 f32, row stride 16) to y rows [i0, i0 + rows), columns [n0, n0 + cols).
+void store_partial(const float* c, float* y, int64_t ldy, int64_t rows, int cols) {
+  const auto mask = static_cast<__mmask16>((1u << cols) - 1);
+  for (int64_t r = 0; r < rows; ++r) _mm512_mask_storeu_ps(y + r * ldy, mask, _mm512_loadu_ps(c + kTile * r));
+}
+
+struct Block {
+  const QGemmArgs& a;
+  const uint16_t* w[2];  // the two groups' bf16 tiles
+  int64_t n0[2];
+  int valid[2];
+  float* spill;  // one C tile, for tiles not wholly inside y
+};
+
+// y for x rows [i0, i0 + 16·kX) and groups w[0 .. kW).
+template <int kX, int kW>
+void tile_product(const Block& blk, int64_t i0) {
+  const QGemmArgs& a = blk.a;
+  const int64_t k = a.x.k, lda = 2 * k;  // bytes per row of bf16 x
+  const uint16_t* x0 = a.x.xb + i0 * k;
+  const uint16_t* x1 = x0 + kTile * k;
+  _tile_zero(0);
+  if constexpr (kW == 2) _tile_zero(1);
+  if constexpr (kX == 2) _tile_zero(2);
+  if constexpr (kX == 2 && kW == 2) _tile_zero(3);
+  for (int64_t s = 0; s < k / 32; ++s) {
+    QILIN_TILE_LOAD(4, x0 + 32 * s, lda);
+    QILIN_TILE_LOAD(6, blk.w[0] + 512 * s, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    if constexpr (kW == 2) {
+      QILIN_TILE_LOAD(7, blk.w[1] + 512 * s, 64);
+      _tile_dpbf16ps(1, 4, 7);
+    }
+    if constexpr (kX == 2) {
+      QILIN_TILE_LOAD(5, x1 + 32 * s, lda);
+      _tile_dpbf16ps(2, 5, 6);
+      if constexpr (kW == 2) _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  // Tile t covers x tile t / 2 and group t % 2; whole tiles go straight to y.
+  for (int t = 0; t < 4; ++t) {
+    const int xt = t / 2, wt = t % 2;
+    if (xt >= kX || wt >= kW) continue;
+    const int64_t r0 = i0 + kTile * xt;
+    const int64_t rows = a.x.m - r0 < kTile ? a.x.m - r0 : kTile;
+    if (rows <= 0) continue;
+    float* y = a.y + r0 * a.ldy + blk.n0[wt];
+    const bool whole = rows == kTile && blk.valid[wt] == kTile;
+    float* dst = whole ? y : blk.spill;
+    const int64_t stride = whole ? a.ldy * 4 : kTile * 4;
+    switch (t) {
+      case 0:
+        QILIN_TILE_STORE(0, dst, stride);
+        break;
+      case 1:
+        QILIN_TILE_STORE(1, dst, stride);
+        break;
+      case 2:
+        QILIN_TILE_STORE(2, dst, stride);
+        break;
+      default:
+        QILIN_TILE_STORE(3, dst, stride);
+        break;
+    }
+    if (!whole) store_partial(blk.spill, y, a.ldy, rows, blk.valid[wt]);
+  }
+}
+
+template <int kW>
+void x_tiles(const Block& blk) {
+  int64_t i0 = 0;
+  for (; i0 + kTile < blk.a.x.m; i0 += 2 * kTile) tile_product<2, kW>(blk, i0);  // x rows padded to 16
+  if (i0 < blk.a.x.m) tile_product<1, kW>(blk, i0);
+}
+
+template <QFormat kF>
+void qgemm_amx_bf16(const QGemmArgs& a, int64_t n_begin, int64_t n_end) noexcept {
+  configure_bf16_tiles();
+  const int64_t k = a.x.k;
+  auto* p = static_cast<uint8_t*>(a.scratch);
+  Unpacked u;
+  p = carve_unpacked(p, k, &u);
+  uint16_t* w[2] = {reinterpret_cast<uint16_t*>(p), reinterpret_cast<uint16_t*>(p + kPairsBytesPerK * k)};
+  float* spill = reinterpret_cast<float*>(p + 2 * kPairsBytesPerK * k);
+  const uint8_t* base = static_cast<const uint8_t*>(a.w);
+  const int64_t group_bytes = qpack_group_bytes(kF, k);
+  const int64_t g_end = (n_end + kPackRows - 1) / kPackRows;
+  for (int64_t g = n_begin / kPackRows; g < g_end; g += 2) {
+    const int groups = g + 1 < g_end ? 2 : 1;
+    Block blk{a, {w[0], w[1]}, {0, 0}, {0, 0}, spill};
+    for (int i = 0; i < groups; ++i) {
+      unpack_group<kF>(base + (g + i) * group_bytes, k, u);
+      dequantize_group(u, k, w[i]);
+      blk.n0[i] = (g + i) * kPackRows;
+      blk.valid[i] = static_cast<int>(n_end - blk.n0[i] < kPackRows ? n_end - blk.n0[i] : kPackRows);
+    }
+    if (groups == 2) {
+      x_tiles<2>(blk);
+    } else {
+      x_tiles<1>(blk);
+    }
+  }
+  _tile_release();
+}
+
+}  // namespace
+
+void fill_qgemm_amx_bf16(QGemmTable& t) noexcept {
+  static_assert(kXRowPadding % kTile == 0);
+  const auto amx = [](QGemmFn fn, const char* name) {
+    QGemmKernel kernel{fn, name, kPackRows, true};
+    kernel.scratch_per_k = kUnpackedPerK + 2 * kPairsBytesPerK;
+    kernel.scratch_fixed = kTile * kTile * sizeof(float) + 64;
+    kernel.bf16_x = true;
+    return kernel;
+  };
+  t.large[static_cast<int>(QFormat::q8_0)] = amx(qgemm_amx_bf16<QFormat::q8_0>, "amx q8_0 (tdpbf16ps, dequantized)");
+  t.large[static_cast<int>(QFormat::q4_0)] = amx(qgemm_amx_bf16<QFormat::q4_0>, "amx q4_0 (tdpbf16ps, dequantized)");
+  t.large[static_cast<int>(QFormat::q4_1)] = amx(qgemm_amx_bf16<QFormat::q4_1>, "amx q4_1 (tdpbf16ps, dequantized)");
+  t.large[static_cast<int>(QFormat::q4_k)] = amx(qgemm_amx_bf16<QFormat::q4_k>, "amx q4_k (tdpbf16ps, dequantized)");
+  t.large[static_cast<int>(QFormat::q6_k)] = amx(qgemm_amx_bf16<QFormat::q6_k>, "amx q6_k (tdpbf16ps, dequantized)");
+  t.large_min_m = 16;
+}
+
+}  // namespace qilin::cpu
