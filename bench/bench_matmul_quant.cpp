@@ -16,10 +16,14 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "bench/roofline.h"
+#include "core/allocator.h"
+#include "kernels/cpu/gemm_table.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/qgemm_pack.h"
 #include "kernels/cpu/qgemm_table.h"
 #include "kernels/matmul.h"
 
@@ -95,6 +99,50 @@ void run_quant(benchmark::State& state, cpu::Isa isa, DType dtype, QuantShape s,
   state.counters["%fma"] = 100.0 * gflops / fma_peak_gflops(pool.size());
 }
 
+// ---- one kernel of the table, called directly on one thread ----
+// Where the amx level's kernel for many rows takes over from vpdpbusd (large_min_m):
+// each kernel of a level forced at every M, without the dispatcher's choice.
+void run_kernel(benchmark::State& state, cpu::Isa isa, bool large, DType dtype, QuantShape s, int64_t m) {
+  if (!cpu::isa_supported(isa)) {
+    state.SkipWithError("ISA level not supported by this CPU");
+    return;
+  }
+  const auto format = static_cast<cpu::QFormat>(static_cast<int>(dtype) - static_cast<int>(DType::q8_0));
+  const cpu::QGemmTable& table = cpu::qgemm_table(isa);
+  const cpu::QGemmKernel& kernel =
+      large ? table.large[static_cast<int>(format)] : table.kernel[static_cast<int>(format)];
+  const Tensor& w = quant_weight(dtype, s);
+  AlignedBuffer packed(cpu::qpack_bytes(format, s.n, s.k));
+  cpu::qpack_groups(format, w.data(), w.view().row_stride_bytes(), s.n, s.k, 0, (s.n + 15) / 16, packed.data());
+  const int64_t rows = (m + 15) / 16 * 16, nb = s.k / 32;  // x rows padded as the dispatcher does
+  std::vector<float> x(static_cast<size_t>(rows * s.k), 0.f), d(static_cast<size_t>(rows * nb)),
+      ds(static_cast<size_t>(rows * nb));
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  for (int64_t i = 0; i < m * s.k; ++i) x[static_cast<size_t>(i)] = dist(rng);
+  std::vector<int8_t> q(static_cast<size_t>(rows * s.k));
+  std::vector<int32_t> sums(static_cast<size_t>(rows * 2 * nb)), corr(static_cast<size_t>(rows * 2 * nb), 0);
+  std::vector<uint16_t> xb(static_cast<size_t>(rows * s.k));
+  table.quantize_x(x.data(), s.k, rows, s.k, q.data(), d.data(), ds.data(), sums.data());
+  cpu::gemm_table(isa).round_to_bf16(x.data(), xb.data(), rows * s.k);
+  Tensor y = Tensor::empty({m, s.n}, DType::f32);
+  AlignedBuffer scratch(kernel.scratch_bytes(s.k) + 64);
+  cpu::QGemmArgs a;
+  a.x = {q.data(), d.data(), ds.data(), corr.data(), xb.data(), m, s.k};
+  a.w = packed.data();
+  a.n = s.n;
+  a.y = y.data_as<float>();
+  a.ldy = s.n;
+  a.scratch = scratch.data();
+  state.SetLabel(kernel.name);
+  for (auto _ : state) {
+    kernel.fn(a, 0, s.n);
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(m * s.n * s.k) * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void register_all() {
   static_assert(static_cast<int>(DType::q6_k) - static_cast<int>(DType::q8_0) == cpu::kQFormatCount - 1);
   for (DType dtype : {DType::q8_0, DType::q4_0, DType::q4_1, DType::q4_k, DType::q6_k}) {
@@ -115,6 +163,28 @@ void register_all() {
 }
 
 [[maybe_unused]] const int registered = (register_all(), 0);
+
+void register_kernels() {
+  const std::pair<DType, QuantShape> cases[] = {{DType::q8_0, {896, 4864}},
+                                                {DType::q4_0, {896, 4864}},
+                                                {DType::q4_1, {896, 4864}},
+                                                {DType::q4_k, {4864, 896}},
+                                                {DType::q6_k, {4864, 896}}};
+  for (const auto& [dtype, s] : cases) {
+    for (bool large : {false, true}) {
+      for (int64_t m : {4, 8, 12, 16, 24, 32, 64}) {
+        const std::string name = std::string("matmul_quant_kernel/") + (large ? "amx" : "avx512_bf16") + "/" +
+                                 std::string(name_of(dtype)) + "/" + std::to_string(s.k) + "x" + std::to_string(s.n) +
+                                 "/M:" + std::to_string(m);
+        const cpu::Isa isa = large ? cpu::Isa::amx : cpu::Isa::avx512_bf16;
+        benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
+          run_kernel(st, isa, large, dtype, s, m);
+        })->Unit(benchmark::kMicrosecond);
+      }
+    }
+  }
+}
+[[maybe_unused]] const int registered_kernels = (register_kernels(), 0);
 
 }  // namespace
 }  // namespace qilin::bench

@@ -16,7 +16,7 @@ struct QGemmTables {
     level[3] = level[2];
     if (isa_supported(Isa::avx512_bf16)) fill_qgemm_avx512_vnni(level[3]);
     level[4] = level[3];
-    if (isa_supported(Isa::amx)) fill_qgemm_amx_int8(level[4]);
+    if (isa_supported(Isa::amx)) fill_qgemm_amx(level[4]);
   }
 };
 

@@ -90,11 +90,13 @@ using QuantizeXFn = void (*)(const float* x, int64_t ldx, int64_t m, int64_t k, 
 struct QGemmTable {
   QGemmKernel kernel[kQFormatCount];  // any m
   QGemmKernel large[kQFormatCount];   // m >= large_min_m (where a level has a kernel for many rows)
-  int64_t large_min_m = std::numeric_limits<int64_t>::max();
+  int64_t large_min_m[kQFormatCount] = {kNever, kNever, kNever, kNever, kNever};
   QuantizeXFn quantize_x = nullptr;
 
+  static constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
   const QGemmKernel& for_rows(QFormat f, int64_t m) const noexcept {
-    return m >= large_min_m ? large[static_cast<int>(f)] : kernel[static_cast<int>(f)];
+    const int i = static_cast<int>(f);
+    return m >= large_min_m[i] ? large[i] : kernel[i];
   }
 };
 
@@ -105,8 +107,6 @@ void fill_qgemm_ref(QGemmTable& t) noexcept;
 void fill_qgemm_avx2(QGemmTable& t) noexcept;
 void fill_qgemm_avx512(QGemmTable& t) noexcept;
 void fill_qgemm_avx512_vnni(QGemmTable& t) noexcept;  // the avx512_bf16 level (it includes VNNI)
-// The amx level: many rows on AMX tiles (kernels/cpu/amx/qgemm_amx*.cpp).
-void fill_qgemm_amx_int8(QGemmTable& t) noexcept;
-void fill_qgemm_amx_bf16(QGemmTable& t) noexcept;
+void fill_qgemm_amx(QGemmTable& t) noexcept;          // many rows on AMX-BF16 tiles, weights dequantized
 
 }  // namespace qilin::cpu

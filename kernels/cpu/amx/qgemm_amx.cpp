@@ -1,128 +1,191 @@
-// Quantized-matmul kernels for many rows at the amx level: AMX tiles.
+// Quantized-matmul kernels for many rows at the amx level: TDPBF16PS on x rounded
+// to bf16 and each group of 16 weight rows dequantized to bf16 in the thread's
+// scratch, in the tiles' pair layout. Sums run on in f32 across all of K.
 //
-// Two ways, measured against each other and against vpdpbusd (docs/performance.md):
-//  int8  TDPBSSD on x quantized to int8 and the weight's int8 quants: one tile product
-//        per 32-element block (16·16·32 exact products), whose int32 sums are then
-//        scaled per block in f32, as every other level does. The per-block scaling
-//        (3 vector instructions per tile row) bounds it, not the tile unit.
-//  bf16  TDPBF16PS on x rounded to bf16 and the weight dequantized to bf16: the tile
-//        sums run on in f32 across all of K, so nothing is scaled per block; the
-//        price is the dequantization (once per group of 16 weight rows and call,
-//        shared by every row of x) and bf16's rounding of both operands (2^-9
-//        relative each, against x's 8-bit blocks on the integer paths).
-// Each thread unpacks one packed group (qgemm_pack.h) at a time into its scratch,
-// then runs every 16-row tile of x over it.
+// Why bf16 and not the int8 tiles: AMX-INT8 (TDPBSSD) keeps x's 8-bit blocks and
+// exact integer sums, but the block scales (a different one per 32 elements of
+// every weight row) stop the tile sums at each block, and scaling each 16 x 16
+// block sum in f32 (3 vector instructions per tile row) costs more than the tile
+// product itself: on this project's machine it ran 236-330 GOP/s per thread at
+// M = 512, barely ahead of vpdpbusd, against 670-830 GFLOP/s here (the kernel is
+// in the history, commit b11fa9f; figures in docs/performance.md). The price of
+// bf16 is the dequantization (once per group and call, shared by every row of x)
+// and the rounding of both operands to bf16 (2^-9 relative each, where the
+// integer paths round x to 8-bit blocks).
+//
+// Tiles 0-3: C for 2 tiles of x rows × 2 groups of weight rows (16 x 16 f32 each);
+// 4, 5: A (16 rows of x, 32 bf16 of K); 6, 7: B (16 pairs of K × 16 weight rows).
+// Each loaded A and B tile feeds two products.
 #include "kernels/cpu/amx/qgemm_amx_common.h"
 
 namespace qilin::cpu {
 namespace {
 
-// ---- int8: TDPBSSD per block ----------------------------------------------
-// Tiles 0, 1: C (16 x 16 int32); 2, 3: A (16 rows of 32 int8 x); 4, 5: B (8 quads of 16
-// weight rows). Alternate blocks use alternate sets, so the tile unit works on one
-// block while the vector unit scales the sums of the one before.
-void configure_int8_tiles() {
+constexpr int64_t kPairsBytesPerK = 32;  // a group's bf16 weights: 16 rows × 2 bytes per element of K
+
+void configure_bf16_tiles() {
   TileConfig c;
-  c.colsb[0] = c.colsb[1] = 64;
-  c.rows[0] = c.rows[1] = kTile;
-  c.colsb[2] = c.colsb[3] = 32;
-  c.rows[2] = c.rows[3] = kTile;
-  c.colsb[4] = c.colsb[5] = 64;
-  c.rows[4] = c.rows[5] = 8;
+  for (int t = 0; t < 8; ++t) {
+    c.colsb[t] = 64;
+    c.rows[t] = kTile;
+  }
   load_tile_config(c);
 }
 
-constexpr size_t kInt8ScratchFixed = 2 * 1024 + 64;  // two C tiles' sums
-
-// acc[r] += sums[r] · A · dx[r] + B · dx[r]·Σxq[r].
-template <QFormat kF>
-void scale_block(const Unpacked& u, const int32_t* sums, int64_t b, const float* xd, const float* xds, int64_t nb,
-                 __m512 (&acc)[kTile]) {
-  const __m512 a = _mm512_loadu_ps(u.scale + b * 2 * kTile);
-  for (int r = 0; r < kTile; ++r) {
-    const __m512 v = _mm512_cvtepi32_ps(_mm512_loadu_si512(sums + kTile * r));
-    acc[r] = _mm512_fmadd_ps(v, _mm512_mul_ps(a, _mm512_set1_ps(xd[r * nb + b])), acc[r]);
-  }
-  if constexpr (kF == QFormat::q4_1 || kF == QFormat::q4_k) {
-    const __m512 m = _mm512_loadu_ps(u.min + b * kTile);
-    for (int r = 0; r < kTile; ++r) acc[r] = _mm512_fmadd_ps(m, _mm512_set1_ps(xds[r * nb + b]), acc[r]);
-  }
-}
-
-// Block b: C = A(x rows, block b) · B(block b), stored to sums on tile set 0 or 1.
-void multiply_block0(const int8_t* xq, int64_t k, int64_t b, const Unpacked& u, int32_t* sums) {
-  _tile_zero(0);
-  QILIN_TILE_LOAD(2, xq + b * 32, k);
-  QILIN_TILE_LOAD(4, u.quads + b * kBlockBytes, kQuadBytes);
-  _tile_dpbssd(0, 2, 4);
-  QILIN_TILE_STORE(0, sums, 64);
-}
-void multiply_block1(const int8_t* xq, int64_t k, int64_t b, const Unpacked& u, int32_t* sums) {
-  _tile_zero(1);
-  QILIN_TILE_LOAD(3, xq + b * 32, k);
-  QILIN_TILE_LOAD(5, u.quads + b * kBlockBytes, kQuadBytes);
-  _tile_dpbssd(1, 3, 5);
-  QILIN_TILE_STORE(1, sums, 64);
-}
-
-// 16 rows of x from i0 against the unpacked group; writes y rows < m, columns [n0, n0 + valid).
-template <QFormat kF>
-void int8_x_tile(const QGemmArgs& a, int64_t i0, int64_t n0, int valid, const Unpacked& u, int32_t* sums) {
-  const int64_t k = a.x.k, nb = k / 32;
-  const int8_t* xq = a.x.q + i0 * k;
-  const float* xd = a.x.d + i0 * nb;
-  const float* xds = a.x.ds + i0 * nb;
-  int32_t* s[2] = {sums, sums + kTile * kTile};
-  __m512 acc[kTile];
-  for (__m512& v : acc) v = _mm512_setzero_ps();
-  multiply_block0(xq, k, 0, u, s[0]);
-  for (int64_t b = 1; b < nb; ++b) {
-    if (b % 2 == 1) {
-      multiply_block1(xq, k, b, u, s[1]);
-    } else {
-      multiply_block0(xq, k, b, u, s[0]);
+// The unpacked int8 group as bf16 B tiles: per 32 elements of K, 16 rows of 64 bytes,
+// row p holding elements 2p, 2p + 1 of each of the 16 weight rows (w = A·q + B,
+// rounded to nearest even).
+void dequantize_group(const Unpacked& u, int64_t k, uint16_t* dst) {
+  // Lane n of a pair row: element 2p of weight row n, then element 2p + 1.
+  alignas(64) static constexpr uint16_t kInterleave[32] = {0,  16, 1,  17, 2,  18, 3,  19, 4,  20, 5,
+                                                           21, 6,  22, 7,  23, 8,  24, 9,  25, 10, 26,
+                                                           11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i interleave = _mm512_load_si512(kInterleave);
+  for (int64_t b = 0; b < k / 32; ++b) {
+    const __m512 min = _mm512_loadu_ps(u.min + b * kTile);
+    for (int j = 0; j < 8; ++j) {
+      const __m512 a = _mm512_loadu_ps(u.scale + b * 2 * kTile + (j < 4 ? 0 : kTile));
+      const __m512i q = _mm512_loadu_si512(u.quads + b * kBlockBytes + kQuadBytes * j);
+      __m512 w[4];  // element 4j + t of the 16 rows
+      w[0] = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(q, 24), 24));
+      w[1] = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(q, 16), 24));
+      w[2] = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(q, 8), 24));
+      w[3] = _mm512_cvtepi32_ps(_mm512_srai_epi32(q, 24));
+      for (__m512& v : w) v = _mm512_fmadd_ps(v, a, min);
+      uint16_t* out = dst + b * 512 + 2 * j * 32;  // pair rows 2j and 2j + 1
+      const __m512i p0 = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(w[1], w[0]));
+      const __m512i p1 = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(w[3], w[2]));
+      _mm512_storeu_si512(out, _mm512_permutexvar_epi16(interleave, p0));
+      _mm512_storeu_si512(out + 32, _mm512_permutexvar_epi16(interleave, p1));
     }
-    scale_block<kF>(u, s[(b - 1) % 2], b - 1, xd, xds, nb, acc);
   }
-  scale_block<kF>(u, s[(nb - 1) % 2], nb - 1, xd, xds, nb, acc);
-  const auto mask = static_cast<__mmask16>((1u << valid) - 1);
-  const int64_t rows = a.x.m - i0 < kTile ? a.x.m - i0 : kTile;
-  for (int64_t r = 0; r < rows; ++r) _mm512_mask_storeu_ps(a.y + (i0 + r) * a.ldy + n0, mask, acc[r]);
+}
+
+// Writes a C tile (16 x 16 f32, row stride 16) to y rows [i0, i0 + rows), columns [n0, n0 + cols).
+void store_partial(const float* c, float* y, int64_t ldy, int64_t rows, int cols) {
+  const auto mask = static_cast<__mmask16>((1u << cols) - 1);
+  for (int64_t r = 0; r < rows; ++r) _mm512_mask_storeu_ps(y + r * ldy, mask, _mm512_loadu_ps(c + kTile * r));
+}
+
+struct Block {
+  const QGemmArgs& a;
+  const uint16_t* w[2];  // the two groups' bf16 tiles
+  int64_t n0[2];
+  int valid[2];
+  float* spill;  // one C tile, for tiles not wholly inside y
+};
+
+// y for x rows [i0, i0 + 16·kX) and groups w[0 .. kW).
+template <int kX, int kW>
+void tile_product(const Block& blk, int64_t i0) {
+  const QGemmArgs& a = blk.a;
+  const int64_t k = a.x.k, lda = 2 * k;  // bytes per row of bf16 x
+  const uint16_t* x0 = a.x.xb + i0 * k;
+  const uint16_t* x1 = x0 + kTile * k;
+  _tile_zero(0);
+  if constexpr (kW == 2) _tile_zero(1);
+  if constexpr (kX == 2) _tile_zero(2);
+  if constexpr (kX == 2 && kW == 2) _tile_zero(3);
+  for (int64_t s = 0; s < k / 32; ++s) {
+    QILIN_TILE_LOAD(4, x0 + 32 * s, lda);
+    QILIN_TILE_LOAD(6, blk.w[0] + 512 * s, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    if constexpr (kW == 2) {
+      QILIN_TILE_LOAD(7, blk.w[1] + 512 * s, 64);
+      _tile_dpbf16ps(1, 4, 7);
+    }
+    if constexpr (kX == 2) {
+      QILIN_TILE_LOAD(5, x1 + 32 * s, lda);
+      _tile_dpbf16ps(2, 5, 6);
+      if constexpr (kW == 2) _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  // Tile t covers x tile t / 2 and group t % 2; whole tiles go straight to y.
+  for (int t = 0; t < 4; ++t) {
+    const int xt = t / 2, wt = t % 2;
+    if (xt >= kX || wt >= kW) continue;
+    const int64_t r0 = i0 + kTile * xt;
+    const int64_t rows = a.x.m - r0 < kTile ? a.x.m - r0 : kTile;
+    if (rows <= 0) continue;
+    float* y = a.y + r0 * a.ldy + blk.n0[wt];
+    const bool whole = rows == kTile && blk.valid[wt] == kTile;
+    float* dst = whole ? y : blk.spill;
+    const int64_t stride = whole ? a.ldy * 4 : kTile * 4;
+    switch (t) {
+      case 0:
+        QILIN_TILE_STORE(0, dst, stride);
+        break;
+      case 1:
+        QILIN_TILE_STORE(1, dst, stride);
+        break;
+      case 2:
+        QILIN_TILE_STORE(2, dst, stride);
+        break;
+      default:
+        QILIN_TILE_STORE(3, dst, stride);
+        break;
+    }
+    if (!whole) store_partial(blk.spill, y, a.ldy, rows, blk.valid[wt]);
+  }
+}
+
+template <int kW>
+void x_tiles(const Block& blk) {
+  int64_t i0 = 0;
+  for (; i0 + kTile < blk.a.x.m; i0 += 2 * kTile) tile_product<2, kW>(blk, i0);  // x rows padded to 16
+  if (i0 < blk.a.x.m) tile_product<1, kW>(blk, i0);
 }
 
 template <QFormat kF>
-void qgemm_amx_int8(const QGemmArgs& a, int64_t n_begin, int64_t n_end) noexcept {
-  configure_int8_tiles();
+void qgemm_amx_bf16(const QGemmArgs& a, int64_t n_begin, int64_t n_end) noexcept {
+  configure_bf16_tiles();
+  const int64_t k = a.x.k;
+  auto* p = static_cast<uint8_t*>(a.scratch);
   Unpacked u;
-  auto* sums = reinterpret_cast<int32_t*>(carve_unpacked(static_cast<uint8_t*>(a.scratch), a.x.k, &u));
+  p = carve_unpacked(p, k, &u);
+  uint16_t* w[2] = {reinterpret_cast<uint16_t*>(p), reinterpret_cast<uint16_t*>(p + kPairsBytesPerK * k)};
+  float* spill = reinterpret_cast<float*>(p + 2 * kPairsBytesPerK * k);
   const uint8_t* base = static_cast<const uint8_t*>(a.w);
-  const int64_t group_bytes = qpack_group_bytes(kF, a.x.k);
-  for (int64_t g = n_begin / kPackRows; g * kPackRows < n_end; ++g) {
-    unpack_group<kF>(base + g * group_bytes, a.x.k, u);
-    const int64_t n0 = g * kPackRows;
-    const int valid = static_cast<int>(n_end - n0 < kPackRows ? n_end - n0 : kPackRows);
-    // x rows are padded to a multiple of 16 (kXRowPadding), zero beyond m.
-    for (int64_t i0 = 0; i0 < a.x.m; i0 += kTile) int8_x_tile<kF>(a, i0, n0, valid, u, sums);
+  const int64_t group_bytes = qpack_group_bytes(kF, k);
+  const int64_t g_end = (n_end + kPackRows - 1) / kPackRows;
+  for (int64_t g = n_begin / kPackRows; g < g_end; g += 2) {
+    const int groups = g + 1 < g_end ? 2 : 1;
+    Block blk{a, {w[0], w[1]}, {0, 0}, {0, 0}, spill};
+    for (int i = 0; i < groups; ++i) {
+      unpack_group<kF>(base + (g + i) * group_bytes, k, u);
+      dequantize_group(u, k, w[i]);
+      blk.n0[i] = (g + i) * kPackRows;
+      blk.valid[i] = static_cast<int>(n_end - blk.n0[i] < kPackRows ? n_end - blk.n0[i] : kPackRows);
+    }
+    if (groups == 2) {
+      x_tiles<2>(blk);
+    } else {
+      x_tiles<1>(blk);
+    }
   }
   _tile_release();
 }
 
 }  // namespace
 
-void fill_qgemm_amx_int8(QGemmTable& t) noexcept {
+void fill_qgemm_amx(QGemmTable& t) noexcept {
   static_assert(kXRowPadding % kTile == 0);
   const auto amx = [](QGemmFn fn, const char* name) {
     QGemmKernel kernel{fn, name, kPackRows, true};
-    kernel.scratch_per_k = kUnpackedPerK;
-    kernel.scratch_fixed = kInt8ScratchFixed;
+    kernel.scratch_per_k = kUnpackedPerK + 2 * kPairsBytesPerK;
+    kernel.scratch_fixed = kTile * kTile * sizeof(float) + 64;
+    kernel.bf16_x = true;
     return kernel;
   };
-  // Q6_K's two scales per block would need two tile products per block: it keeps vpdpbusd.
-  t.large[static_cast<int>(QFormat::q8_0)] = amx(qgemm_amx_int8<QFormat::q8_0>, "amx q8_0 (tdpbssd, int8 x)");
-  t.large[static_cast<int>(QFormat::q4_0)] = amx(qgemm_amx_int8<QFormat::q4_0>, "amx q4_0 (tdpbssd, int8 x)");
-  t.large[static_cast<int>(QFormat::q4_1)] = amx(qgemm_amx_int8<QFormat::q4_1>, "amx q4_1 (tdpbssd, int8 x)");
-  t.large[static_cast<int>(QFormat::q4_k)] = amx(qgemm_amx_int8<QFormat::q4_k>, "amx q4_k (tdpbssd, int8 x)");
-  t.large_min_m = 16;
+  t.large[static_cast<int>(QFormat::q8_0)] = amx(qgemm_amx_bf16<QFormat::q8_0>, "amx q8_0 (tdpbf16ps, dequantized)");
+  t.large[static_cast<int>(QFormat::q4_0)] = amx(qgemm_amx_bf16<QFormat::q4_0>, "amx q4_0 (tdpbf16ps, dequantized)");
+  t.large[static_cast<int>(QFormat::q4_1)] = amx(qgemm_amx_bf16<QFormat::q4_1>, "amx q4_1 (tdpbf16ps, dequantized)");
+  t.large[static_cast<int>(QFormat::q4_k)] = amx(qgemm_amx_bf16<QFormat::q4_k>, "amx q4_k (tdpbf16ps, dequantized)");
+  t.large[static_cast<int>(QFormat::q6_k)] = amx(qgemm_amx_bf16<QFormat::q6_k>, "amx q6_k (tdpbf16ps, dequantized)");
+  // From these many rows of x the tiles beat vpdpbusd despite dequantizing the whole
+  // weight per call (matmul_quant_kernel in bench/bench_matmul_quant.cpp; docs/performance.md).
+  for (int64_t& m : t.large_min_m) m = 32;
+  t.large_min_m[static_cast<int>(QFormat::q8_0)] = 16;
 }
 
 }  // namespace qilin::cpu

@@ -1,4 +1,4 @@
-// Shared by the AMX quantized-matmul kernels (kernels/cpu/amx/qgemm_amx*.cpp):
+// For the AMX quantized-matmul kernels (kernels/cpu/amx/qgemm_amx.cpp):
 // tile configuration, tile loads/stores the compiler orders against memory, and
 // the unpacking of one packed group (16 weight rows, qgemm_pack.h) into int8
 // quads (q - offset) with f32 per-block scales. Include only from kernels/cpu/amx/;
