@@ -200,6 +200,8 @@ void MatmulWeight::prepare(int64_t max_m, const MatmulOptions& opts, ThreadPool*
   if (plan_matmul(max_m, *this, opts) == MatmulPath::onednn) detail::prepare_onednn(*this, max_m, opts);
 }
 
+bool matmul_accepts(DType w) noexcept { return traits(w).is_float || detail::is_quant_weight(w); }
+
 MatmulPath plan_matmul(int64_t m, const MatmulWeight& w, const MatmulOptions& opts) {
   check_weight(w.view());
   MatmulPath forced = opts.force != MatmulPath::automatic ? opts.force : path_from_environment();

@@ -78,6 +78,10 @@ class MatmulWeight {
   std::unique_ptr<Packs> packs_;
 };
 
+// Whether MatmulWeight multiplies by weights of this dtype as stored (f32, f16, bf16
+// and the block formats q8_0, q4_0, q4_1, q4_k, q6_k); a loader converts the others.
+bool matmul_accepts(DType w) noexcept;
+
 // The path matmul() would take for M rows of activations against `w`.
 MatmulPath plan_matmul(int64_t m, const MatmulWeight& w, const MatmulOptions& opts = {});
 

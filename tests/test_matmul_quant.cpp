@@ -328,6 +328,9 @@ TEST_CASE("quantized matmul: matmul_group is bit-identical to one matmul per wei
 TEST_CASE("quantized matmul: the plan, forced paths and packing", "[matmul][quant]") {
   test::IsaGuard guard;
   ThreadPool pool(2);
+  for (DType t : test::kQuantTypes) REQUIRE(matmul_accepts(t));
+  REQUIRE(matmul_accepts(DType::bf16));
+  REQUIRE(!matmul_accepts(DType::i8));
   for (DType t : test::kQuantTypes) {
     const Tensor wt = test::exact_weight(t, 40, 256, 9);
     INFO(name_of(t));
