@@ -12,6 +12,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <random>
@@ -19,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/roofline.h"
 #include "core/half.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
@@ -202,21 +204,48 @@ void register_attention(cpu::Isa isa) {
         }
       }
     }
-    // Prefill: 128 queries at positions 0..127 (causal triangle), f32 cache, all threads.
-    const int64_t n_q = 128;
-    const int64_t prefill_bytes = 2 * m.n_kv_heads * n_q * m.head_dim * 4;
-    add_bench(
-        "attention", isa, std::string(m.name) + "/f32/prefill:128/threads:" + std::to_string(all_threads()),
-        prefill_bytes,
-        [=] {
-          ThreadPool* pool = &pool_of(all_threads());
-          return [q = random_f32({n_q, m.n_heads, m.head_dim}, -1, 1, 3),
-                  k = random_f32({m.n_kv_heads, max_pos, m.head_dim}, -1, 1, 1),
-                  v = random_f32({m.n_kv_heads, max_pos, m.head_dim}, -1, 1, 2),
-                  out = Tensor::empty({n_q, m.n_heads, m.head_dim}, DType::f32),
-                  pool] { attention(q, k, v, 0, out, *pool); };
-        },
-        4.0 * static_cast<double>(m.n_heads * m.head_dim) * static_cast<double>(n_q * (n_q + 1) / 2));
+  }
+}
+
+// Prefill: n_q queries at positions 0..n_q-1 (the causal triangle of a prompt from an
+// empty cache), 2 threads. FLOPs count the multiply-adds of QK and PV over the keys
+// each query sees: 2 * n_heads * head_dim * n_q (n_q + 1) / 2, twice; %fma compares
+// them with the FMA peak of as many threads measured in the same run.
+void register_attention_prefill(cpu::Isa isa) {
+  const int threads = 2;
+  for (const Model& m : kModels) {
+    for (int64_t n_q : {128, 512}) {
+      for (DType dtype : {DType::f32, DType::f16}) {
+        const double flops =
+            4.0 * static_cast<double>(m.n_heads * m.head_dim) * static_cast<double>(n_q * (n_q + 1) / 2);
+        const std::string name = "ops/attention/" + std::string(cpu::name_of(isa)) + "/" + m.name + "/" +
+                                 std::string(name_of(dtype)) + "/prefill:" + std::to_string(n_q) +
+                                 "/threads:" + std::to_string(threads);
+        benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
+          const cpu::Isa before = cpu::active_isa();
+          cpu::set_active_isa(isa);
+          ThreadPool& pool = shared_pool(threads);
+          const Shape kv_shape{m.n_kv_heads, n_q, m.head_dim};
+          Tensor k = Tensor::empty(kv_shape, dtype), v = Tensor::empty(kv_shape, dtype);
+          const Tensor kf = random_f32(kv_shape, -1, 1, 1), vf = random_f32(kv_shape, -1, 1, 2);
+          traits(dtype).from_float(kf.data_as<float>(), k.data(), kf.numel());
+          traits(dtype).from_float(vf.data_as<float>(), v.data(), vf.numel());
+          const Tensor q = random_f32({n_q, m.n_heads, m.head_dim}, -1, 1, 3);
+          Tensor out = Tensor::empty({n_q, m.n_heads, m.head_dim}, DType::f32);
+          attention(q, k, v, 0, out, pool);  // warm-up
+          const auto t0 = std::chrono::steady_clock::now();
+          for (auto _ : state) {
+            attention(q, k, v, 0, out, pool);
+            benchmark::ClobberMemory();
+          }
+          const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          const double gflops = static_cast<double>(state.iterations()) * flops / seconds / 1e9;
+          state.counters["GFLOP/s"] = gflops;
+          state.counters["%fma"] = 100.0 * gflops / fma_peak_gflops(threads);
+          cpu::set_active_isa(before);
+        })->UseRealTime();
+      }
+    }
   }
 }
 
@@ -225,6 +254,7 @@ void register_attention(cpu::Isa isa) {
     register_row_ops(isa);
     register_embedding(isa);
     register_attention(isa);
+    register_attention_prefill(isa);
   }
   return true;
 }();

@@ -2,6 +2,7 @@
 #include "kernels/ops.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -267,6 +268,66 @@ void embedding(const TensorView& table, std::span<const int32_t> ids, const Tens
 
 // ---- attention ----------------------------------------------------------------------
 
+namespace {
+
+// From this many queries on, attention runs through the blocked kernels
+// (OpsTable::attention_block_*): each K/V chunk is read and converted once per
+// block of queries instead of once per query. Fewer queries (decode) take the
+// per-token kernels, which split the keys of long contexts less coarsely.
+constexpr int64_t kBlockedMinQueries = 2;
+// Query rows (tokens x heads of one KV head) per block: enough to amortize each
+// chunk's conversion, few enough that a prompt makes many blocks to share out.
+constexpr int64_t kBlockedTargetRows = 64;
+
+// Prefill: work items are (query block, KV head, slice of its query heads), dealt
+// out dynamically from the most expensive (the last block: the most keys) down, so
+// the causal triangle balances over the threads whatever the load of the machine.
+template <class KV>
+void attention_blocked(const cpu::OpsTable& kt, const float* q, const KV* k, const KV* v, float* out, int64_t n_q,
+                       int64_t n_heads, int64_t n_kv_heads, int64_t max_pos, int64_t head_dim, int64_t pos0,
+                       float scale, bool parallel, ThreadPool& pool) {
+  const int64_t group = n_heads / n_kv_heads;
+  const int64_t max_rows = cpu::attention_block_max_rows(head_dim);
+  const int64_t n_slices = (group + max_rows - 1) / max_rows;  // head slices of a group (more than max_rows heads)
+  const int64_t slice_heads = (group + n_slices - 1) / n_slices;
+  const int64_t units = n_kv_heads * n_slices;
+  const int64_t target_tokens = std::max<int64_t>(1, std::min(kBlockedTargetRows, max_rows) / slice_heads);
+  int64_t n_blocks = (n_q + target_tokens - 1) / target_tokens;
+  if (parallel) {  // at least two items per thread where the prompt allows it
+    n_blocks = std::max(n_blocks, std::min(n_q, (2 * pool.size() + units - 1) / units));
+  }
+  const int64_t block_tokens = (n_q + n_blocks - 1) / n_blocks;
+  n_blocks = (n_q + block_tokens - 1) / block_tokens;
+  const int64_t items = n_blocks * units;
+  auto run_item = [&](int64_t item) {
+    const int64_t b = n_blocks - 1 - item / units, unit = item % units;
+    const int64_t kv = unit / n_slices, h0 = kv * group + unit % n_slices * slice_heads;
+    const int64_t t0 = b * block_tokens, nt = std::min(block_tokens, n_q - t0);
+    const int64_t nh = std::min(slice_heads, (kv + 1) * group - h0);
+    const int64_t q_offset = (t0 * n_heads + h0) * head_dim, kv_offset = kv * max_pos * head_dim;
+    if constexpr (sizeof(KV) == 4) {
+      kt.attention_block_f32(q + q_offset, nt, nh, n_heads * head_dim, k + kv_offset, v + kv_offset, pos0 + t0,
+                             head_dim, scale, out + q_offset);
+    } else {
+      kt.attention_block_f16(q + q_offset, nt, nh, n_heads * head_dim, k + kv_offset, v + kv_offset, pos0 + t0,
+                             head_dim, scale, out + q_offset);
+    }
+  };
+  if (!parallel) {
+    for (int64_t item = 0; item < items; ++item) run_item(item);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  pool.run([&](int, int) {
+    for (int64_t item = next.fetch_add(1, std::memory_order_relaxed); item < items;
+         item = next.fetch_add(1, std::memory_order_relaxed)) {
+      run_item(item);
+    }
+  });
+}
+
+}  // namespace
+
 void attention(const TensorView& q, const TensorView& k, const TensorView& v, int64_t pos0, const TensorView& out,
                ThreadPool& pool, std::optional<float> scale) {
   const char* op = "attention";
@@ -335,14 +396,17 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, in
   const double work =
       2.0 * static_cast<double>(n_heads * head_dim) *
       (static_cast<double>(n_q) * static_cast<double>(pos0) + 0.5 * static_cast<double>(n_q * (n_q + 1)));
-  if (pool.size() == 1 || work < 65536.0) {
+  const bool parallel = pool.size() > 1 && work >= 65536.0;
+  if (n_q >= kBlockedMinQueries) {
+    if (elem == 4) {
+      attention_blocked(kt, qb, k.data_as<const float>(), v.data_as<const float>(), ob, n_q, n_heads, n_kv_heads,
+                        max_pos, head_dim, pos0, s, parallel, pool);
+    } else {
+      attention_blocked(kt, qb, k.data_as<const uint16_t>(), v.data_as<const uint16_t>(), ob, n_q, n_heads, n_kv_heads,
+                        max_pos, head_dim, pos0, s, parallel, pool);
+    }
+  } else if (!parallel) {
     for (int64_t t = 0; t < n_q; ++t) run_heads(t, 0, n_heads);
-  } else if (n_q >= 2 * pool.size()) {
-    // Prefill: later queries see more keys, so tokens are dealt out round-robin
-    // rather than in contiguous blocks to balance the causal triangle.
-    pool.run([&](int thread, int n_threads) {
-      for (int64_t t = thread; t < n_q; t += n_threads) run_heads(t, 0, n_heads);
-    });
   } else {
     // Decode (few queries): split the (token, head) pairs into contiguous ranges.
     pool.parallel_for(n_q * n_heads, 1, [&](int64_t begin, int64_t end) {

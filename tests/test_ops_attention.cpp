@@ -3,10 +3,12 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "core/half.h"
+#include "kernels/cpu/ops_table.h"
 #include "kernels/ops.h"
 #include "test_ops_common.h"
 
@@ -150,6 +152,167 @@ TEST_CASE("ops: attention rescales correctly when every chunk of keys brings a n
   for_each_isa([&](cpu::Isa) {
     std::vector<float> out(q.size());
     attention(view_of(q, shape), cache.k_view, cache.v_view, pos0, view_of(out, shape), pool);
+    // Scores reach about 3 |q|^2 / 8 ~ 8, 8x the random case's: 8 x 3e-6.
+    require_close(out, exact, 2.4e-5, 0);
+  });
+}
+
+// ---- blocked (prefill) attention ------------------------------------------------------
+
+namespace {
+
+struct BlockCase {
+  int64_t n_heads, n_kv_heads, head_dim, n_q, pos0;
+  DType dtype;
+};
+
+std::string describe(const BlockCase& c) {
+  return "heads " + std::to_string(c.n_heads) + "/" + std::to_string(c.n_kv_heads) + " head_dim " +
+         std::to_string(c.head_dim) + " n_q " + std::to_string(c.n_q) + " pos0 " + std::to_string(c.pos0) + " " +
+         std::string(name_of(c.dtype));
+}
+
+// The per-token path of kernels/ops.cpp: every token's heads, KV group by group (at most
+// kAttentionMaxGroup heads per call), through attention_f32/f16 of `kt`.
+void per_token_attention(const cpu::OpsTable& kt, const BlockCase& c, const std::vector<float>& q, const Cache& cache,
+                         int64_t max_pos, float scale, std::vector<float>& out) {
+  const int64_t group = c.n_heads / c.n_kv_heads;
+  for (int64_t t = 0; t < c.n_q; ++t) {
+    for (int64_t h = 0; h < c.n_heads;) {
+      const int64_t g = h / group, h_end = std::min((g + 1) * group, h + cpu::kAttentionMaxGroup);
+      const size_t row = static_cast<size_t>((t * c.n_heads + h) * c.head_dim);
+      const size_t kv = static_cast<size_t>(g * max_pos * c.head_dim);
+      if (c.dtype == DType::f32) {
+        kt.attention_f32(&q[row], h_end - h, &cache.k[kv], &cache.v[kv], c.pos0 + t + 1, c.head_dim, scale, &out[row]);
+      } else {
+        kt.attention_f16(&q[row], h_end - h, &cache.k16[kv], &cache.v16[kv], c.pos0 + t + 1, c.head_dim, scale,
+                         &out[row]);
+      }
+      h = h_end;
+    }
+  }
+}
+
+// The blocked kernels of `kt` called directly: blocks of `block_tokens` tokens x `slice`
+// heads of one KV group (the last slice of a group may be smaller).
+void blocked_attention(const cpu::OpsTable& kt, const BlockCase& c, const std::vector<float>& q, const Cache& cache,
+                       int64_t max_pos, float scale, int64_t block_tokens, int64_t slice, std::vector<float>& out) {
+  const int64_t group = c.n_heads / c.n_kv_heads, stride = c.n_heads * c.head_dim;
+  for (int64_t t0 = 0; t0 < c.n_q; t0 += block_tokens) {
+    const int64_t nt = std::min(block_tokens, c.n_q - t0);
+    for (int64_t h0 = 0; h0 < c.n_heads; h0 += std::min(slice, group - h0 % group)) {
+      const int64_t nh = std::min(slice, group - h0 % group);
+      const size_t row = static_cast<size_t>(t0 * stride + h0 * c.head_dim);
+      const size_t kv = static_cast<size_t>(h0 / group * max_pos * c.head_dim);
+      if (c.dtype == DType::f32) {
+        kt.attention_block_f32(&q[row], nt, nh, stride, &cache.k[kv], &cache.v[kv], c.pos0 + t0, c.head_dim, scale,
+                               &out[row]);
+      } else {
+        kt.attention_block_f16(&q[row], nt, nh, stride, &cache.k16[kv], &cache.v16[kv], c.pos0 + t0, c.head_dim, scale,
+                               &out[row]);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("ops: blocked attention kernels match ref and the per-token kernels, every block shape",
+          "[ops][attention][blocked]") {
+  const std::pair<int64_t, int64_t> heads[] = {{2, 2}, {6, 2}, {7, 1}};  // groups 1, 3, 7
+  for (int64_t head_dim : {64, 128, 80}) {
+    const int64_t max_rows = cpu::attention_block_max_rows(head_dim);
+    for (auto [n_heads, n_kv] : heads) {
+      const int64_t group = n_heads / n_kv;
+      for (int64_t n_q : {1, 2, 7, 16, 33, 130}) {
+        for (int64_t pos0 : {0, 5, 100}) {
+          for (DType dtype : {DType::f32, DType::f16}) {
+            const BlockCase c{n_heads, n_kv, head_dim, n_q, pos0, dtype};
+            INFO(describe(c));
+            const int64_t max_pos = pos0 + n_q + 3;
+            // Positions from pos0 + n_q on hold NaN: a read past the causal limit shows.
+            const Cache cache(dtype, n_kv, max_pos, head_dim, pos0 + n_q, 21);
+            const auto q = random_floats(static_cast<size_t>(n_q * n_heads * head_dim), -1, 1, 22);
+            const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+            const int64_t full = max_rows / group;  // the largest block of whole groups
+            std::vector<float> want(q.size(), NAN);
+            blocked_attention(cpu::ops_table(cpu::Isa::ref), c, q, cache, max_pos, scale, full, group, want);
+            for_each_isa([&](cpu::Isa isa) {
+              const cpu::OpsTable& kt = cpu::ops_table(isa);
+              std::vector<float> per_token(q.size(), NAN);
+              per_token_attention(kt, c, q, cache, max_pos, scale, per_token);
+              // Blocks of every size up to the largest, and a group cut into a 1-head slice
+              // and the rest: each output row is written by exactly one call (NaN if none).
+              for (int64_t block_tokens : {int64_t{1}, int64_t{5}, full}) {
+                for (int64_t slice : {group, std::max<int64_t>(1, group - 1)}) {
+                  INFO("block " << block_tokens << " tokens x " << slice << " heads");
+                  std::vector<float> out(q.size(), NAN);
+                  blocked_attention(kt, c, q, cache, max_pos, scale, block_tokens, slice, out);
+                  // f32 dots of <= 128 terms |q k| <= 1 with the scale folded into q (score error
+                  // < 1e-6), a polynomial exp (a few ulp) and sums of <= 230 weights: each softmax
+                  // weight moves by < 1e-6 relative, and outputs average |v| <= 1. An f16 cache is
+                  // converted exactly, so both cache types share the bound.
+                  require_close(out, want, 3e-6, 0);
+                  // The per-token kernels carry the same error in another order: twice the bound.
+                  require_close(out, per_token, 6e-6, 0);
+                }
+              }
+            });
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("ops: prefill attention (blocked, threaded) matches a naive double implementation, GQA 1..17",
+          "[ops][attention][blocked]") {
+  // head_dim 512 allows 16 rows per block: a group of 17 heads is cut into slices.
+  const AttentionCase cases[] = {{2, 2, 64},  {6, 2, 64},   {7, 1, 64}, {9, 3, 128},
+                                 {14, 2, 80}, {17, 1, 512}, {3, 1, 7},  {2, 1, 33}};
+  const std::pair<int64_t, int64_t> queries[] = {{4, 0}, {7, 5}, {16, 100}, {33, 0}, {130, 5}, {64, 1000}};
+  ThreadPool pool(2);
+  for (const AttentionCase& c : cases) {
+    for (auto [n_q, pos0] : queries) {
+      if (c.head_dim == 512 && n_q * pos0 > 1000) continue;  // the double oracle is slow there
+      for (DType dtype : {DType::f32, DType::f16}) {
+        INFO("heads " << c.n_heads << "/" << c.n_kv_heads << " head_dim " << c.head_dim << " n_q " << n_q << " pos0 "
+                      << pos0 << " " << name_of(dtype));
+        const int64_t max_pos = pos0 + n_q + 2;
+        Cache cache(dtype, c.n_kv_heads, max_pos, c.head_dim, pos0 + n_q, 23);
+        auto q = random_floats(static_cast<size_t>(n_q * c.n_heads * c.head_dim), -1, 1, 24);
+        const Shape q_shape{n_q, c.n_heads, c.head_dim};
+        const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
+        const auto exact =
+            naive_attention(q, n_q, c.n_heads, c.head_dim, cache.k, cache.v, c.n_kv_heads, max_pos, pos0, scale);
+        for_each_isa([&](cpu::Isa) {
+          std::vector<float> out(q.size(), NAN);
+          attention(view_of(q, q_shape), cache.k_view, cache.v_view, pos0, view_of(out, q_shape), pool);
+          // As the per-token path: f32 dots of head_dim terms (512 here: 4x the score error of
+          // 128, still < 4e-6) and a polynomial exp; ref rounds once from double.
+          require_close(out, exact, c.head_dim > 128 ? 8e-6 : 3e-6, 0);
+        });
+      }
+    }
+  }
+}
+
+TEST_CASE("ops: blocked attention rescales when every chunk brings a new maximum", "[ops][attention][blocked]") {
+  ThreadPool pool(2);
+  const int64_t n_heads = 3, n_kv = 1, head_dim = 64, n_q = 40, pos0 = 260, max_pos = 300;
+  Cache cache(DType::f32, n_kv, max_pos, head_dim, max_pos, 25);
+  auto q = random_floats(static_cast<size_t>(n_q * n_heads * head_dim), -1, 1, 26);
+  // k_j = (j / 100) q_(0,0): token 0 head 0's scores rise with j, so each chunk raises its max.
+  for (int64_t j = 0; j < max_pos; ++j) {
+    for (int64_t d = 0; d < head_dim; ++d) {
+      cache.k[static_cast<size_t>(j * head_dim + d)] = static_cast<float>(j) / 100.0f * q[static_cast<size_t>(d)];
+    }
+  }
+  const Shape shape{n_q, n_heads, head_dim};
+  const auto exact = naive_attention(q, n_q, n_heads, head_dim, cache.k, cache.v, n_kv, max_pos, pos0, 0.125);
+  for_each_isa([&](cpu::Isa) {
+    std::vector<float> out(q.size());
+    attention(view_of(q, shape), cache.k_view, cache.v_view, pos0, view_of(out, shape), pool, 0.125f);
     // Scores reach about 3 |q|^2 / 8 ~ 8, 8x the random case's: 8 x 3e-6.
     require_close(out, exact, 2.4e-5, 0);
   });

@@ -20,6 +20,22 @@ inline constexpr int64_t kAttentionMaxHeadDim = 512;
 // Queries of one KV group processed together (larger groups are split).
 inline constexpr int64_t kAttentionMaxGroup = 8;
 
+// The blocked (prefill) attention kernels keep a block's queries transposed and a
+// chunk of keys converted to f32 in stack buffers of this many floats each.
+inline constexpr int64_t kAttentionBlockFloats = 8192;
+// Query rows (tokens x heads) of one attention_block call: a multiple of 16 with
+// rows * head_dim <= kAttentionBlockFloats, 128 at most (16 for head_dim 512).
+constexpr int64_t attention_block_max_rows(int64_t head_dim) {
+  const int64_t rows = kAttentionBlockFloats / head_dim / 16 * 16;
+  return rows < 16 ? 16 : (rows > 128 ? 128 : rows);
+}
+// Keys per chunk of the blocked kernels: a multiple of 16 with keys * head_dim <=
+// kAttentionBlockFloats, 64 at most.
+constexpr int64_t attention_block_chunk_keys(int64_t head_dim) {
+  const int64_t keys = kAttentionBlockFloats / head_dim / 16 * 16;
+  return keys < 16 ? 16 : (keys > 64 ? 64 : keys);
+}
+
 struct OpsTable {
   // Elementwise over n floats. y may alias a, b or x (in-place use).
   void (*add)(const float* a, const float* b, float* y, int64_t n) noexcept;
@@ -62,6 +78,22 @@ struct OpsTable {
                         float scale, float* out) noexcept;
   void (*attention_f16)(const float* q, int64_t n_q, const uint16_t* k, const uint16_t* v, int64_t n_ctx,
                         int64_t head_dim, float scale, float* out) noexcept;
+
+  // Causal attention of a block of queries sharing one KV head (prefill): n_tokens
+  // consecutive tokens x n_heads query heads. Token t sits at position pos + t and
+  // attends to cache positions [0, pos + t]:
+  //   out_(t,i) = sum_j softmax_j(scale * q_(t,i) . k_j) v_j      j in [0, pos + t]
+  // Row (t, i) of q is q + t * token_stride + i * head_dim, and likewise of out (the
+  // [tokens, heads, head_dim] layout of kernels/ops.h); k and v are cache rows of
+  // head_dim elements, f32 or IEEE f16. Unlike attention_f32/f16, every K/V chunk is
+  // loaded (and converted) once for the whole block, and the scores form a small
+  // matrix product instead of per-query dot products.
+  // n_tokens * n_heads <= attention_block_max_rows(head_dim), head_dim <= kAttentionMaxHeadDim.
+  void (*attention_block_f32)(const float* q, int64_t n_tokens, int64_t n_heads, int64_t token_stride, const float* k,
+                              const float* v, int64_t pos, int64_t head_dim, float scale, float* out) noexcept;
+  void (*attention_block_f16)(const float* q, int64_t n_tokens, int64_t n_heads, int64_t token_stride,
+                              const uint16_t* k, const uint16_t* v, int64_t pos, int64_t head_dim, float scale,
+                              float* out) noexcept;
 };
 
 // The table of one level; every level is built once, on first use. A level
@@ -73,7 +105,11 @@ void fill_ops_ref(OpsTable& t) noexcept;
 void fill_ops_avx2(OpsTable& t) noexcept;
 void fill_ops_avx512(OpsTable& t) noexcept;
 // The attention entries, kept in their own translation units (called by the fillers above).
+void fill_ops_attention_ref(OpsTable& t) noexcept;
 void fill_ops_attention_avx2(OpsTable& t) noexcept;
 void fill_ops_attention_avx512(OpsTable& t) noexcept;
+// The blocked (prefill) entries of the SIMD levels (called by the attention fillers above).
+void fill_ops_attention_block_avx2(OpsTable& t) noexcept;
+void fill_ops_attention_block_avx512(OpsTable& t) noexcept;
 
 }  // namespace qilin::cpu

@@ -200,6 +200,7 @@ void attention_f16(const float* q, int64_t n_q, const uint16_t* k, const uint16_
 void fill_ops_attention_avx2(OpsTable& t) noexcept {
   t.attention_f32 = attention_f32;
   t.attention_f16 = attention_f16;
+  fill_ops_attention_block_avx2(t);
 }
 
 }  // namespace qilin::cpu

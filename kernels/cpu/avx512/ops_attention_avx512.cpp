@@ -74,12 +74,16 @@ inline void score_block(const float* q, int64_t n_q, const float* k, int64_t n, 
 // slices starting at d (the last one masked by `last`): G x S accumulators stay in
 // registers and each V load feeds G FMAs. With fewer than 8 accumulators, even and
 // odd keys go to separate sets (U = 2) so that enough FMA chains run at once.
+// The loops over registers are unrolled early (the pragmas): otherwise GCC keeps a copy
+// of every accumulator on the stack and stores it on each key.
 template <int G, int S>
 inline void accumulate_slices(const float* p, int64_t p_stride, const float* v, int64_t n, int64_t head_dim, int64_t d,
                               float* acc, __mmask16 last) {
   constexpr int U = G * S < 8 ? 2 : 1;
   __m512 a[U][G][S];
+#pragma GCC unroll 8
   for (int g = 0; g < G; ++g) {
+#pragma GCC unroll 8
     for (int s = 0; s < S; ++s) {
       a[0][g][s] = _mm512_maskz_loadu_ps(s == S - 1 ? last : 0xffff, acc + g * head_dim + d + 16 * s);
       if constexpr (U == 2) a[1][g][s] = _mm512_setzero_ps();
@@ -87,19 +91,25 @@ inline void accumulate_slices(const float* p, int64_t p_stride, const float* v, 
   }
   auto step = [&](int u, int64_t j) {
     __m512 vv[S];
+#pragma GCC unroll 8
     for (int s = 0; s < S; ++s)
       vv[s] = _mm512_maskz_loadu_ps(s == S - 1 ? last : 0xffff, v + j * head_dim + d + 16 * s);
+#pragma GCC unroll 8
     for (int g = 0; g < G; ++g) {
       const __m512 pg = _mm512_set1_ps(p[g * p_stride + j]);
+#pragma GCC unroll 8
       for (int s = 0; s < S; ++s) a[u][g][s] = _mm512_fmadd_ps(pg, vv[s], a[u][g][s]);
     }
   };
   int64_t j = 0;
   for (; j + U <= n; j += U) {
+#pragma GCC unroll 8
     for (int u = 0; u < U; ++u) step(u, j + u);
   }
   for (; j < n; ++j) step(0, j);
+#pragma GCC unroll 8
   for (int g = 0; g < G; ++g) {
+#pragma GCC unroll 8
     for (int s = 0; s < S; ++s) {
       __m512 total = a[0][g][s];
       if constexpr (U == 2) total = _mm512_add_ps(total, a[1][g][s]);
@@ -224,6 +234,7 @@ void attention_f16(const float* q, int64_t n_q, const uint16_t* k, const uint16_
 void fill_ops_attention_avx512(OpsTable& t) noexcept {
   t.attention_f32 = attention_f32;
   t.attention_f16 = attention_f16;
+  fill_ops_attention_block_avx512(t);
 }
 
 }  // namespace qilin::cpu

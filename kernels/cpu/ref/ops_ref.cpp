@@ -170,6 +170,7 @@ void fill_ops_ref(OpsTable& t) noexcept {
   t.bf16_row_to_f32 = bf16_row_to_f32;
   t.attention_f32 = attention_f32;
   t.attention_f16 = attention_f16;
+  fill_ops_attention_ref(t);  // the blocked (prefill) entries: kernels/cpu/ref/ops_attention_ref.cpp
 }
 
 }  // namespace qilin::cpu
