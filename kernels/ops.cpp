@@ -277,7 +277,7 @@ namespace {
 constexpr int64_t kBlockedMinQueries = 2;
 // Query rows (tokens x heads of one KV head) per block: enough to amortize each
 // chunk's conversion, few enough that a prompt makes many blocks to share out.
-constexpr int64_t kBlockedTargetRows = 64;
+constexpr int64_t kBlockedTargetRows = 96;
 
 // Prefill: work items are (query block, KV head, slice of its query heads), dealt
 // out dynamically from the most expensive (the last block: the most keys) down, so

@@ -251,6 +251,7 @@ void attention_block(const float* q, int64_t n_tokens, int64_t n_heads, int64_t 
   alignas(64) float s[kScoreRows * kLanes];     // scores, then weights, of one column block and chunk
   alignas(64) float max[kMaxRows], sum[kMaxRows], corr[kMaxRows];
   alignas(64) int32_t row_pos[kMaxRows];
+  float* out_row[kMaxRows];  // output row of each query row (precomputed: divisions are slow)
   [[maybe_unused]] ChunkBuffers<KV> buffers;
 
   const int64_t rows = n_tokens * n_heads, rows_pad = (rows + 15) / 16 * 16;
@@ -260,7 +261,9 @@ void attention_block(const float* q, int64_t n_tokens, int64_t n_heads, int64_t 
     const float* qr[16];
     for (int64_t l = 0; l < 16; ++l) {
       const int64_t r = r0 + l < rows ? r0 + l : rows - 1;
-      qr[l] = r0 + l < rows ? q + r / n_heads * token_stride + r % n_heads * head_dim : nullptr;
+      const int64_t offset = r / n_heads * token_stride + r % n_heads * head_dim;
+      qr[l] = r0 + l < rows ? q + offset : nullptr;
+      out_row[r0 + l] = out + offset;
       row_pos[r0 + l] = static_cast<int32_t>(pos + r / n_heads);  // padding rows act as the last row
       max[r0 + l] = -__builtin_inff(), sum[r0 + l] = 0.0f;
     }
@@ -309,21 +312,18 @@ void attention_block(const float* q, int64_t n_tokens, int64_t n_heads, int64_t 
       }
       for (int64_t r0 = l0; r0 < l1; r0 += kRowsPerStep) {
         const int64_t rr = l1 - r0 < kRowsPerStep ? l1 - r0 : kRowsPerStep;
-        float* o[kRowsPerStep];
-        for (int64_t r = 0; r < rr; ++r) {
-          o[r] = out + (r0 + r) / n_heads * token_stride + (r0 + r) % n_heads * head_dim;
-        }
         const ValuesFn* fns = kValues[rr];
         for (int64_t d = 0; d < head_dim; d += 64) {
           const int64_t left = head_dim - d < 64 ? head_dim - d : 64;
           const int64_t dv = (left + 15) / 16;
-          fns[dv](s + (r0 - l0), vc, nb, head_dim, d, o, corr + r0, c0 == 0, tail_mask(left - 16 * (dv - 1)));
+          fns[dv](s + (r0 - l0), vc, nb, head_dim, d, out_row + r0, corr + r0, c0 == 0,
+                  tail_mask(left - 16 * (dv - 1)));
         }
       }
     }
   }
   for (int64_t r = 0; r < rows; ++r) {
-    float* o = out + r / n_heads * token_stride + r % n_heads * head_dim;
+    float* o = out_row[r];
     const __m512 inv = _mm512_set1_ps(1.0f / sum[r]);
     for (int64_t d = 0; d < head_dim; d += 16) {
       const __mmask16 m = tail_mask(head_dim - d < 16 ? head_dim - d : 16);
