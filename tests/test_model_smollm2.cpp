@@ -3,6 +3,8 @@
 // token for token, and the top-5 logits of every step
 // (tests/data/models/smollm2_reference.json, made by make_smollm2_reference.py).
 // Skipped (exit 4) when the model has not been fetched; scripts/test.sh fetches it.
+// [no_qemu]: under the no-AVX2 emulator the scalar path would take many minutes;
+// the tiny models of test_model_golden cover that path.
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -54,7 +56,7 @@ Model& smollm2() {
 
 }  // namespace
 
-TEST_CASE("smollm2: prompts tokenize to the reference ids; chat prompts render as its template", "[smollm2][model]") {
+TEST_CASE("smollm2: prompts tokenize to the reference ids; chat prompts render as its template", "[smollm2][model][no_qemu]") {
   Model& m = smollm2();
   const ChatTemplate tmpl = ChatTemplate::detect(m.tokenizer().chat_template());
   EncodeOptions enc;
@@ -70,7 +72,7 @@ TEST_CASE("smollm2: prompts tokenize to the reference ids; chat prompts render a
   }
 }
 
-TEST_CASE("smollm2: greedy continuations and top-5 logits match transformers", "[smollm2][model]") {
+TEST_CASE("smollm2: greedy continuations and top-5 logits match transformers", "[smollm2][model][no_qemu]") {
   Model& m = smollm2();
   const nlohmann::json ref = reference();
   for (const auto& c : ref.at("cases")) {
@@ -107,7 +109,7 @@ TEST_CASE("smollm2: greedy continuations and top-5 logits match transformers", "
   }
 }
 
-TEST_CASE("smollm2: the session API reproduces the greedy chat answer", "[smollm2][model]") {
+TEST_CASE("smollm2: the session API reproduces the greedy chat answer", "[smollm2][model][no_qemu]") {
   Model& m = smollm2();
   for (const auto& c : reference().at("cases")) {
     if (c.at("kind") != "chat") continue;
