@@ -9,7 +9,7 @@ if [ ! -f "$model" ]; then
   echo "SKIPPED: $model not found; run scripts/fetch-model.sh"
   exit 4
 fi
-out=$("$example" "$model" "What is the capital of France?") || { echo "the example failed"; exit 1; }
+out=$("$example" "$model" "Which city is the capital of France?") || { echo "the example failed"; exit 1; }
 echo "example printed: $out"
 case "$out" in
   *Paris*) exit 0 ;;
