@@ -8,7 +8,10 @@
 // stay in cache between iterations, so these are cache-resident kernel speeds;
 // avx512_bf16 and amx use the avx512 kernels and are not repeated.
 // Threads: row ops take a one-thread pool (a decode row is too small to share);
-// attention runs with 1 thread and with QILIN_BENCH_THREADS (default all cores).
+// decode attention runs with 1 thread and with QILIN_BENCH_THREADS (default all
+// cores); prefill attention (ops/attention/<isa>/<model>/<cache>/prefill:<tokens>/
+// threads:2) with 2 threads, reporting GFLOP/s and %fma, its share of the FMA peak
+// of 2 threads (bench/roofline.h).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -202,6 +205,28 @@ void register_attention(cpu::Isa isa) {
               },
               4.0 * static_cast<double>(m.n_heads * ctx * m.head_dim));  // QK and PV multiply-adds
         }
+        // A few queries at once (speculative decoding, a short continuation): 4 queries
+        // at positions ctx - 4 .. ctx - 1 take the blocked kernels.
+        const int64_t n_q = 4, ctx = 1024;
+        const std::string shape = std::string(m.name) + "/" + std::string(name_of(dtype)) +
+                                  "/decode:" + std::to_string(n_q) + "/ctx:" + std::to_string(ctx) +
+                                  "/threads:" + std::to_string(threads);
+        add_bench(
+            "attention", isa, shape,
+            2 * m.n_kv_heads * ctx * m.head_dim * static_cast<int64_t>(traits(dtype).block_bytes),
+            [=] {
+              Tensor k = Tensor::empty({m.n_kv_heads, max_pos, m.head_dim}, dtype);
+              Tensor v = Tensor::empty({m.n_kv_heads, max_pos, m.head_dim}, dtype);
+              const Tensor kf = random_f32({m.n_kv_heads, max_pos, m.head_dim}, -1, 1, 1);
+              const Tensor vf = random_f32({m.n_kv_heads, max_pos, m.head_dim}, -1, 1, 2);
+              traits(dtype).from_float(kf.data_as<float>(), k.data(), kf.numel());
+              traits(dtype).from_float(vf.data_as<float>(), v.data(), vf.numel());
+              ThreadPool* pool = &pool_of(threads);
+              return [q = random_f32({n_q, m.n_heads, m.head_dim}, -1, 1, 3), k, v,
+                      out = Tensor::empty({n_q, m.n_heads, m.head_dim}, DType::f32), ctx, n_q,
+                      pool] { attention(q, k, v, ctx - n_q, out, *pool); };
+            },
+            4.0 * static_cast<double>(m.n_heads * m.head_dim) * static_cast<double>(n_q * ctx - n_q * (n_q - 1) / 2));
       }
     }
   }
