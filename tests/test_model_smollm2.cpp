@@ -61,7 +61,8 @@ TEST_CASE("smollm2: prompts tokenize to the reference ids; chat prompts render a
   const ChatTemplate tmpl = ChatTemplate::detect(m.tokenizer().chat_template());
   EncodeOptions enc;
   enc.add_special = false;
-  for (const auto& c : reference().at("cases")) {
+  const nlohmann::json ref = reference();  // named: a temporary would die before the loop body
+  for (const auto& c : ref.at("cases")) {
     INFO("case " << c.at("name").get<std::string>());
     const std::string prompt = c.at("prompt").get<std::string>();
     CHECK(m.tokenizer().encode(prompt, enc) == c.at("prompt_ids").get<std::vector<int32_t>>());
@@ -111,7 +112,8 @@ TEST_CASE("smollm2: greedy continuations and top-5 logits match transformers", "
 
 TEST_CASE("smollm2: the session API reproduces the greedy chat answer", "[smollm2][model][no_qemu]") {
   Model& m = smollm2();
-  for (const auto& c : reference().at("cases")) {
+  const nlohmann::json ref = reference();  // named: a temporary would die before the loop body
+  for (const auto& c : ref.at("cases")) {
     if (c.at("kind") != "chat") continue;
     INFO("case " << c.at("name").get<std::string>());
     Session s(m);
