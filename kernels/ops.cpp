@@ -5,9 +5,11 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
+#include "core/quant_blocks.h"
 #include "kernels/cpu/ops_table.h"
 
 namespace qilin {
@@ -266,6 +268,45 @@ void embedding(const TensorView& table, std::span<const int32_t> ids, const Tens
   });
 }
 
+// ---- KV cache ------------------------------------------------------------------------
+
+void kv_store(const TensorView& src, const TensorView& dst, int64_t pos0, ThreadPool& pool) {
+  const char* op = "kv_store";
+  check_f32(op, "src", src);
+  check_contiguous(op, "src", src);
+  QILIN_CHECK(src.ndim() == 3, op, "src is {} but must be [tokens, kv_heads, head_dim]", src.shape().str());
+  QILIN_CHECK(dst.device() == Device::cpu, op, "dst is on {}, but this op runs on the CPU", name_of(dst.device()));
+  const DType type = dst.dtype();
+  QILIN_CHECK(type == DType::f32 || type == DType::f16 || type == DType::q8_0, op,
+              "dst is {}: a cache block must be f32, f16 or q8_0", describe(dst));
+  QILIN_CHECK(dst.ndim() == 3 && dst.dim(0) == src.dim(1) && dst.dim(2) == src.dim(2), op,
+              "src is {} but dst is {}: expected [{}, max_pos, {}]", src.shape().str(), dst.shape().str(), src.dim(1),
+              src.dim(2));
+  check_contiguous(op, "dst", dst);
+  const int64_t n = src.dim(0), heads = src.dim(1), head_dim = src.dim(2), max_pos = dst.dim(1);
+  QILIN_CHECK(pos0 >= 0 && pos0 + n <= max_pos, op, "positions [{}, {}) do not fit a block of {} ({})", pos0, pos0 + n,
+              max_pos, dst.shape().str());
+  const cpu::OpsTable& k = kernels();
+  const float* from = src.data_as<const float>();
+  pool.parallel_for(n * heads, row_grain(head_dim), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {  // r = t * heads + h: src in order
+      const float* x = from + r * head_dim;
+      void* to = dst.row(r % heads * max_pos + pos0 + r / heads);
+      switch (type) {
+        case DType::f32:
+          std::memcpy(to, x, static_cast<size_t>(head_dim) * sizeof(float));
+          break;
+        case DType::f16:
+          k.f32_row_to_f16(x, static_cast<uint16_t*>(to), head_dim);
+          break;
+        default:
+          k.f32_row_to_q8_0(x, static_cast<BlockQ8_0*>(to), head_dim);
+          break;
+      }
+    }
+  });
+}
+
 // ---- attention ----------------------------------------------------------------------
 
 namespace {
@@ -280,6 +321,10 @@ constexpr int64_t kBlockedMinQueries = 2;
 // chunk's loads and conversion over many rows (measured: 96 beats 32, 48 and 64
 // by 5-10% at 512 tokens), few enough that a prompt makes many blocks to share out.
 constexpr int64_t kBlockedTargetRows = 96;
+
+// Cache elements per KV unit: 32 for q8_0 blocks, 1 for f32/f16 (offsets below count elements).
+template <class KV>
+constexpr int64_t kv_elements_per_unit = std::is_same_v<KV, BlockQ8_0> ? kQK : 1;
 
 // Prefill: work items are (query block, KV head, slice of its query heads), dealt
 // out dynamically from the most expensive (the last block: the most keys) down, so
@@ -307,12 +352,17 @@ void attention_blocked(const cpu::OpsTable& kt, const float* q, const KV* k, con
     const int64_t t0 = b * block_tokens, nt = std::min(block_tokens, n_q - t0);
     const int64_t nh = std::min(slice_heads, (kv + 1) * group - h0);
     const int64_t q_offset = (t0 * n_heads + h0) * head_dim, kv_offset = kv * max_pos * head_dim;
-    if constexpr (sizeof(KV) == 4) {
-      kt.attention_block_f32(q + q_offset, nt, nh, n_heads * head_dim, k + kv_offset, v + kv_offset, pos0 + t0,
-                             head_dim, scale, out + q_offset);
+    const KV* kh = k + kv_offset / kv_elements_per_unit<KV>;
+    const KV* vh = v + kv_offset / kv_elements_per_unit<KV>;
+    if constexpr (std::is_same_v<KV, float>) {
+      kt.attention_block_f32(q + q_offset, nt, nh, n_heads * head_dim, kh, vh, pos0 + t0, head_dim, scale,
+                             out + q_offset);
+    } else if constexpr (std::is_same_v<KV, uint16_t>) {
+      kt.attention_block_f16(q + q_offset, nt, nh, n_heads * head_dim, kh, vh, pos0 + t0, head_dim, scale,
+                             out + q_offset);
     } else {
-      kt.attention_block_f16(q + q_offset, nt, nh, n_heads * head_dim, k + kv_offset, v + kv_offset, pos0 + t0,
-                             head_dim, scale, out + q_offset);
+      kt.attention_block_q8_0(q + q_offset, nt, nh, n_heads * head_dim, kh, vh, pos0 + t0, head_dim, scale,
+                              out + q_offset);
     }
   };
   if (!parallel) {
@@ -341,8 +391,9 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, in
   QILIN_CHECK(q.ndim() == 3, op, "q is {} but must be [tokens, heads, head_dim]", q.shape().str());
   QILIN_CHECK(k.device() == Device::cpu && v.device() == Device::cpu, op, "the KV cache is on {}/{}, not the CPU",
               name_of(k.device()), name_of(v.device()));
-  QILIN_CHECK(k.dtype() == v.dtype() && (k.dtype() == DType::f32 || k.dtype() == DType::f16), op,
-              "k is {} and v is {}: the cache must be f32 or f16, both the same", describe(k), describe(v));
+  const DType kv_type = k.dtype();
+  QILIN_CHECK(kv_type == v.dtype() && (kv_type == DType::f32 || kv_type == DType::f16 || kv_type == DType::q8_0), op,
+              "k is {} and v is {}: the cache must be f32, f16 or q8_0, both the same", describe(k), describe(v));
   check_same_shape(op, "k", k, "v", v);
   check_contiguous(op, "k", k);
   check_contiguous(op, "v", v);
@@ -368,7 +419,7 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, in
 
   const cpu::OpsTable& kt = kernels();
   const int64_t group = n_heads / n_kv_heads;
-  const size_t elem = k.dtype() == DType::f32 ? 4 : 2;
+  const size_t head_bytes = static_cast<size_t>(max_pos) * row_bytes(kv_type, head_dim);  // one KV head's rows
   const auto* kb = k.data_as<const char>();
   const auto* vb = v.data_as<const char>();
   const float* qb = q.data_as<const float>();
@@ -380,15 +431,18 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, in
     for (int64_t h = h0; h < h1;) {
       const int64_t g = h / group;
       const int64_t h_end = std::min({h1, (g + 1) * group, h + cpu::kAttentionMaxGroup});
-      const size_t kv_offset = static_cast<size_t>(g * max_pos * head_dim) * elem;
+      const size_t kv_offset = static_cast<size_t>(g) * head_bytes;
       const float* qh = qb + (t * n_heads + h) * head_dim;
       float* oh = ob + (t * n_heads + h) * head_dim;
-      if (elem == 4) {
+      if (kv_type == DType::f32) {
         kt.attention_f32(qh, h_end - h, reinterpret_cast<const float*>(kb + kv_offset),
                          reinterpret_cast<const float*>(vb + kv_offset), n_ctx, head_dim, s, oh);
-      } else {
+      } else if (kv_type == DType::f16) {
         kt.attention_f16(qh, h_end - h, reinterpret_cast<const uint16_t*>(kb + kv_offset),
                          reinterpret_cast<const uint16_t*>(vb + kv_offset), n_ctx, head_dim, s, oh);
+      } else {
+        kt.attention_q8_0(qh, h_end - h, reinterpret_cast<const BlockQ8_0*>(kb + kv_offset),
+                          reinterpret_cast<const BlockQ8_0*>(vb + kv_offset), n_ctx, head_dim, s, oh);
       }
       h = h_end;
     }
@@ -400,12 +454,15 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, in
       (static_cast<double>(n_q) * static_cast<double>(pos0) + 0.5 * static_cast<double>(n_q * (n_q + 1)));
   const bool parallel = pool.size() > 1 && work >= 65536.0;
   if (n_q >= kBlockedMinQueries) {
-    if (elem == 4) {
+    if (kv_type == DType::f32) {
       attention_blocked(kt, qb, k.data_as<const float>(), v.data_as<const float>(), ob, n_q, n_heads, n_kv_heads,
                         max_pos, head_dim, pos0, s, parallel, pool);
-    } else {
+    } else if (kv_type == DType::f16) {
       attention_blocked(kt, qb, k.data_as<const uint16_t>(), v.data_as<const uint16_t>(), ob, n_q, n_heads, n_kv_heads,
                         max_pos, head_dim, pos0, s, parallel, pool);
+    } else {
+      attention_blocked(kt, qb, k.data_as<const BlockQ8_0>(), v.data_as<const BlockQ8_0>(), ob, n_q, n_heads,
+                        n_kv_heads, max_pos, head_dim, pos0, s, parallel, pool);
     }
   } else if (!parallel) {
     for (int64_t t = 0; t < n_q; ++t) run_heads(t, 0, n_heads);

@@ -86,11 +86,21 @@ void rope(const TensorView& x, std::span<const int32_t> positions, RopeLayout la
 // (quantized rows are dequantized). An id outside [0, vocab) throws.
 void embedding(const TensorView& table, std::span<const int32_t> ids, const TensorView& out, ThreadPool& pool);
 
+// ---- KV cache ------------------------------------------------------------------------
+// Writes the keys (or values) of new tokens into one cache block:
+//   dst[h, pos0 + t, :] = src[t, h, :]      for every token t and KV head h
+//   src  [n, kv_heads, head_dim] f32, contiguous
+//   dst  [kv_heads, max_pos, head_dim] f32, f16 or q8_0, contiguous; pos0 + n <= max_pos
+// converted to dst's type: f32 copied, f16 rounded to nearest even, q8_0 quantized per
+// 32 elements with |x - d q| <= d / 2 for each block's scale d (cpu::OpsTable::f32_row_to_q8_0;
+// a q8_0 view has head_dim a multiple of 32: TensorView refuses any other).
+void kv_store(const TensorView& src, const TensorView& dst, int64_t pos0, ThreadPool& pool);
+
 // ---- attention ----------------------------------------------------------------------
 // Causal grouped-query attention of one sequence over its KV cache.
 //   q, out   [n_q, n_heads, head_dim] f32 (out must not alias q)
-//   k, v     [n_kv_heads, max_pos, head_dim] f32 or f16 (both the same), positions
-//            [0, pos0 + n_q) already written
+//   k, v     [n_kv_heads, max_pos, head_dim] f32, f16 or q8_0 (both the same; a q8_0
+//            view's head_dim is a multiple of 32), positions [0, pos0 + n_q) already written
 // Query i sits at position pos0 + i and attends to cache positions 0..pos0+i; query
 // head h reads KV head h / (n_heads / n_kv_heads). scale defaults to 1/sqrt(head_dim).
 // Scores stream through an online softmax, so the context length is bounded only by

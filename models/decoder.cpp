@@ -281,7 +281,7 @@ void Decoder::attention_block(const Layer& layer, int64_t il, std::span<const Fo
   for (const ForwardRequest& r : batch) {
     const auto count = static_cast<int64_t>(r.tokens.size());
     const int64_t pos0 = cache.length(r.slot);
-    cache.store(il, r.slot, pos0, k.slice_rows(first, count), v.slice_rows(first, count));
+    cache.store(il, r.slot, pos0, k.slice_rows(first, count), v.slice_rows(first, count), pool);
     attention(q.slice_rows(first, count).reshape({count, c.n_heads, c.head_dim}), cache.keys(il, r.slot),
               cache.values(il, r.slot), pos0, out.slice_rows(first, count).reshape({count, c.n_heads, c.head_dim}),
               pool);

@@ -1,10 +1,12 @@
 // KvCache: the keys and values of every attention layer for several independent
 // sequences ("slots"), preallocated once at load.
 //
-// Layout [layer][slot][kv_head][pos][head_dim], f32 or f16: one (layer, slot)
-// pair is the [kv_heads, max_pos, head_dim] block the attention op reads, and a
-// head's positions are contiguous so decode streams them. Each slot has its own
-// length; the server's continuous batching decodes many slots in one forward pass.
+// Layout [layer][slot][kv_head][pos][head_dim], f32, f16 or q8_0 (each row of
+// head_dim elements as head_dim / 32 blocks of an f16 scale and 32 int8: 1.0625
+// bytes per element, 47% fewer than f16): one (layer, slot) pair is the
+// [kv_heads, max_pos, head_dim] block the attention op reads, and a head's positions
+// are contiguous so decode streams them. Each slot has its own length; the server's
+// continuous batching decodes many slots in one forward pass.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +15,7 @@
 
 #include "core/allocator.h"
 #include "core/tensor.h"
+#include "core/thread_pool.h"
 
 namespace qilin {
 
@@ -27,7 +30,8 @@ struct KvCacheShape {
 class KvCache {
  public:
   KvCache() = default;
-  // dtype is f32 or f16; the memory is allocated (and zeroed) here, once.
+  // dtype is f32, f16 or q8_0 (q8_0 needs head_dim a multiple of 32); the memory is
+  // allocated (and zeroed) here, once.
   KvCache(const KvCacheShape& shape, DType dtype);
 
   const KvCacheShape& shape() const noexcept { return shape_; }
@@ -51,10 +55,11 @@ class KvCache {
   void truncate(int64_t slot, int64_t length);
   void clear(int64_t slot) { truncate(slot, 0); }
 
-  // Writes rows k_new/v_new [n, kv_heads, head_dim] (f32) at positions
-  // [pos0, pos0 + n) of (layer, slot), converting to the cache's dtype.
-  // Checked: pos0 + n <= max_pos.
-  void store(int64_t layer, int64_t slot, int64_t pos0, const TensorView& k_new, const TensorView& v_new);
+  // Writes rows k_new/v_new [n, kv_heads * head_dim] (f32, contiguous) at positions
+  // [pos0, pos0 + n) of (layer, slot), converting to the cache's dtype (kernels/ops.h
+  // kv_store: q8_0 rows are quantized here). Allocates nothing. Checked: pos0 + n <= max_pos.
+  void store(int64_t layer, int64_t slot, int64_t pos0, const TensorView& k_new, const TensorView& v_new,
+             ThreadPool& pool);
 
  private:
   TensorView block(int which, int64_t layer, int64_t slot) const noexcept;

@@ -2,6 +2,7 @@
 // projection) does no heap allocation once warm: this binary replaces the global
 // operator new to count them.
 #include <catch2/catch.hpp>
+#include <utility>
 #include <vector>
 
 #include "count_allocations.h"
@@ -10,12 +11,17 @@
 using namespace qilin;
 
 TEST_CASE("decoder: a warm decode step allocates nothing", "[model]") {
-  for (const char* family : {"llama", "qwen2", "qwen3"}) {
-    INFO("family " << family);
+  // qwen3 (head_dim 32) once more with a q8_0 KV cache: quantized on store, dequantized
+  // into stack tiles by attention.
+  const std::pair<const char*, DType> cases[] = {
+      {"llama", DType::f16}, {"qwen2", DType::f16}, {"qwen3", DType::f16}, {"qwen3", DType::q8_0}};
+  for (const auto& [family, kv_type] : cases) {
+    INFO("family " << family << ", " << name_of(kv_type) << " KV cache");
     LoadOptions o;
     o.threads = 2;
     o.context = 64;
     o.slots = 2;
+    o.kv_type = kv_type;
     std::unique_ptr<Model> m = Model::load(std::string(QILIN_TEST_DATA_DIR) + "/models/" + family, o);
     const std::vector<int32_t> prompt = {1, 2, 3, 4, 5};
     const int32_t next[2] = {6, 7};

@@ -240,3 +240,23 @@ TEST_CASE("model: a forward pass that does not fit is refused before it touches 
   CHECK_THROWS_AS(m->decoder().forward({&one, 1}, cache, m->pool()), Error);
   CHECK(cache.length(0) == 64);
 }
+
+TEST_CASE("model golden: a q8_0 KV cache stays within its quantization; head sizes it cannot hold are refused",
+          "[model]") {
+  // Of the fixtures only qwen3 has head_dim 32 (llama and qwen2 have 16).
+  const Reference ref = read_reference("qwen3");
+  LoadOptions kv8 = exact_options();
+  kv8.kv_type = DType::q8_0;
+  std::unique_ptr<Model> model = Model::load(kModels + "qwen3", kv8);
+  const double ekv8 = worst_error_of(*model, ref);
+  WARN("qwen3: q8_0 KV cache " << ekv8);
+  // q8_0 rounds each K/V element to half a step of amax / 127 over its block of 32: about
+  // 1/254 of the block's largest value, vs f16's 2^-12 of the value itself, ~16x more for
+  // typical elements. Measured 7.1e-3 here, 23x the f16 cache's 3.1e-4 on this model; 2e-2
+  // keeps the f16 bound's margin (4e-3 over <= 8.8e-4) and is far below what a misread
+  // block or row gives (errors of the order of the logits themselves).
+  CHECK(ekv8 < 2e-2);
+  CHECK(ekv8 > 1e-4);  // the cache really was quantized
+  CHECK_THROWS_WITH(Model::load(kModels + "llama", kv8),
+                    Catch::Contains("q8_0") && Catch::Contains("head_dim is 16") && Catch::Contains("multiple of 32"));
+}

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 
+#include "core/quant_blocks.h"
 #include "kernels/cpu/isa.h"
 
 namespace qilin::cpu {
@@ -68,16 +69,30 @@ struct OpsTable {
   void (*f16_row_to_f32)(const uint16_t* src, float* dst, int64_t n) noexcept;
   void (*bf16_row_to_f32)(const uint16_t* src, float* dst, int64_t n) noexcept;
 
+  // KV-cache rows from f32 (KvCache::store through kernels/ops.h kv_store).
+  // f16: IEEE round to nearest even (bit-identical at every level).
+  void (*f32_row_to_f16)(const float* src, uint16_t* dst, int64_t n) noexcept;
+  // q8_0 blocks of 32 (n a multiple of 32): d = f16(amax / 127), q = nearest-even(x * (1 / d))
+  // clamped to [-127, 127] (NaN gives -127). Unlike ggml's quantize_row_q8_0, the quants are
+  // computed from the f16-rounded scale, so |x - d q| <= d / 2 holds for every element
+  // (while d is a normal f16); the cache never leaves the process, so no file format is bound.
+  // Bit-identical at every level.
+  void (*f32_row_to_q8_0)(const float* src, BlockQ8_0* dst, int64_t n) noexcept;
+
   // Causal attention of n_q query vectors that share one KV head, over the
   // first n_ctx cache positions:
   //   out_i = sum_j softmax_j(scale * q_i . k_j) v_j      j in [0, n_ctx)
   // q and out are n_q rows of head_dim floats (row stride head_dim); k and v are
-  // n_ctx rows of head_dim elements (row stride head_dim), f32 or IEEE f16.
+  // n_ctx rows of head_dim elements (row stride head_dim), f32 or IEEE f16, or of
+  // head_dim / 32 q8_0 blocks (head_dim a multiple of 32; the SIMD levels dequantize
+  // each chunk of rows to f32 and share the f32 code).
   // n_q <= kAttentionMaxGroup, head_dim <= kAttentionMaxHeadDim, n_ctx >= 1.
   void (*attention_f32)(const float* q, int64_t n_q, const float* k, const float* v, int64_t n_ctx, int64_t head_dim,
                         float scale, float* out) noexcept;
   void (*attention_f16)(const float* q, int64_t n_q, const uint16_t* k, const uint16_t* v, int64_t n_ctx,
                         int64_t head_dim, float scale, float* out) noexcept;
+  void (*attention_q8_0)(const float* q, int64_t n_q, const BlockQ8_0* k, const BlockQ8_0* v, int64_t n_ctx,
+                         int64_t head_dim, float scale, float* out) noexcept;
 
   // Causal attention of a block of queries sharing one KV head (prefill): n_tokens
   // consecutive tokens x n_heads query heads. Token t sits at position pos + t and
@@ -85,7 +100,7 @@ struct OpsTable {
   //   out_(t,i) = sum_j softmax_j(scale * q_(t,i) . k_j) v_j      j in [0, pos + t]
   // Row (t, i) of q is q + t * token_stride + i * head_dim, and likewise of out (the
   // [tokens, heads, head_dim] layout of kernels/ops.h); k and v are cache rows of
-  // head_dim elements, f32 or IEEE f16. Unlike attention_f32/f16, every K/V chunk is
+  // head_dim elements, f32 or IEEE f16, or q8_0 rows as above. Unlike attention_f32/f16, every K/V chunk is
   // loaded (and converted) once for the whole block, and the scores form a small
   // matrix product instead of per-query dot products.
   // n_tokens * n_heads <= attention_block_max_rows(head_dim), head_dim <= kAttentionMaxHeadDim.
@@ -94,6 +109,9 @@ struct OpsTable {
   void (*attention_block_f16)(const float* q, int64_t n_tokens, int64_t n_heads, int64_t token_stride,
                               const uint16_t* k, const uint16_t* v, int64_t pos, int64_t head_dim, float scale,
                               float* out) noexcept;
+  void (*attention_block_q8_0)(const float* q, int64_t n_tokens, int64_t n_heads, int64_t token_stride,
+                               const BlockQ8_0* k, const BlockQ8_0* v, int64_t pos, int64_t head_dim, float scale,
+                               float* out) noexcept;
 };
 
 // The table of one level; every level is built once, on first use. A level

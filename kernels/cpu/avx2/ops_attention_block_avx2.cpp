@@ -1,5 +1,5 @@
 // AVX2 blocked causal attention for prefill (OpsTable::attention_block_f32 /
-// attention_block_f16, kernels/cpu/ops_table.h).
+// _f16 / _q8_0, kernels/cpu/ops_table.h).
 //
 // The scheme of the AVX-512 level (kernels/cpu/avx512/ops_attention_block_avx512.cpp)
 // on 8 lanes and 16 registers: the block's scaled queries are transposed once so
@@ -8,12 +8,13 @@
 // vectors), the online softmax runs down the key axis with plain vector ops (the
 // causal limit is a lane compare on diagonal chunks only), and the weighted values
 // accumulate in place in the output rows (Rr rows x 2 vectors of head_dim). An
-// f16 cache is converted chunk by chunk once for the whole block.
+// f16 or q8_0 cache is converted chunk by chunk to f32 once for the whole block.
 #include <immintrin.h>
 
 #include <cstdint>
 
 #include "core/half.h"
+#include "kernels/cpu/avx2/kv_q8_0_avx2.h"
 #include "kernels/cpu/avx2/ops_math_avx2.h"
 #include "kernels/cpu/ops_table.h"
 
@@ -195,14 +196,24 @@ inline void convert_rows(const uint16_t* src, float* dst, int64_t count) {
   for (; i < count; ++i) dst[i] = f16_to_f32(src[i]);
 }
 
-// Stack buffers for one chunk of an f16 cache converted to f32; none for an f32 cache.
+// Cache row j from a chunk start: head_dim elements, or head_dim / 32 q8_0 blocks.
+inline const float* row_at(const float* base, int64_t j, int64_t head_dim) { return base + j * head_dim; }
+inline const uint16_t* row_at(const uint16_t* base, int64_t j, int64_t head_dim) { return base + j * head_dim; }
+inline const BlockQ8_0* row_at(const BlockQ8_0* base, int64_t j, int64_t head_dim) {
+  return base + j * (head_dim / kQK);
+}
+
+// count elements of q8_0 rows (a multiple of 32: whole rows) to f32.
+inline void convert_rows(const BlockQ8_0* src, float* dst, int64_t count) { dequantize_q8_0(src, dst, count / kQK); }
+
+// Stack buffers for one chunk of an f16 or q8_0 cache converted to f32; none for an f32 cache.
 template <class KV>
-struct ChunkBuffers {};
-template <>
-struct ChunkBuffers<uint16_t> {
+struct ChunkBuffers {
   alignas(32) float k[kAttentionBlockFloats];
   alignas(32) float v[kAttentionBlockFloats];
 };
+template <>
+struct ChunkBuffers<float> {};
 
 // Transposes an 8 x 8 tile in registers: rows[i][j] becomes rows[j][i].
 inline void transpose8(__m256 (&rows)[8]) {
@@ -262,9 +273,9 @@ void attention_block(const float* q, int64_t n_tokens, int64_t n_heads, int64_t 
     const int64_t n = n_keys - c0 < chunk ? n_keys - c0 : chunk;
     const float* kc;
     const float* vc;
-    if constexpr (sizeof(KV) == 2) {
-      convert_rows(k + c0 * head_dim, buffers.k, n * head_dim);
-      convert_rows(v + c0 * head_dim, buffers.v, n * head_dim);
+    if constexpr (sizeof(KV) != sizeof(float)) {  // f16 or q8_0: converted once per chunk
+      convert_rows(row_at(k, c0, head_dim), buffers.k, n * head_dim);
+      convert_rows(row_at(v, c0, head_dim), buffers.v, n * head_dim);
       kc = buffers.k, vc = buffers.v;
     } else {
       kc = k + c0 * head_dim, vc = v + c0 * head_dim;
@@ -319,12 +330,17 @@ void attention_block_f16(const float* q, int64_t n_tokens, int64_t n_heads, int6
                          const uint16_t* v, int64_t pos, int64_t head_dim, float scale, float* out) noexcept {
   attention_block(q, n_tokens, n_heads, token_stride, k, v, pos, head_dim, scale, out);
 }
+void attention_block_q8_0(const float* q, int64_t n_tokens, int64_t n_heads, int64_t token_stride, const BlockQ8_0* k,
+                          const BlockQ8_0* v, int64_t pos, int64_t head_dim, float scale, float* out) noexcept {
+  attention_block(q, n_tokens, n_heads, token_stride, k, v, pos, head_dim, scale, out);
+}
 
 }  // namespace
 
 void fill_ops_attention_block_avx2(OpsTable& t) noexcept {
   t.attention_block_f32 = attention_block_f32;
   t.attention_block_f16 = attention_block_f16;
+  t.attention_block_q8_0 = attention_block_q8_0;
 }
 
 }  // namespace qilin::cpu

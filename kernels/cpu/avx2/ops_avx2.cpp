@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "core/half.h"
+#include "kernels/cpu/avx2/kv_q8_0_avx2.h"
 #include "kernels/cpu/avx2/ops_math_avx2.h"
 #include "kernels/cpu/ops_table.h"
 
@@ -208,6 +209,17 @@ void bf16_row_to_f32(const uint16_t* src, float* dst, int64_t n) noexcept {
   for (; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
 }
 
+void f32_row_to_f16(const float* src, uint16_t* dst, int64_t n) noexcept {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  for (; i < n; ++i) dst[i] = f32_to_f16(src[i]);
+}
+
+void f32_row_to_q8_0(const float* src, BlockQ8_0* dst, int64_t n) noexcept { quantize_q8_0(src, dst, n / kQK); }
+
 }  // namespace
 
 void fill_ops_avx2(OpsTable& t) noexcept {
@@ -225,6 +237,8 @@ void fill_ops_avx2(OpsTable& t) noexcept {
   t.rope_interleaved = rope_interleaved;
   t.f16_row_to_f32 = f16_row_to_f32;
   t.bf16_row_to_f32 = bf16_row_to_f32;
+  t.f32_row_to_f16 = f32_row_to_f16;
+  t.f32_row_to_q8_0 = f32_row_to_q8_0;
   fill_ops_attention_avx2(t);
 }
 

@@ -1,16 +1,17 @@
 // AVX-512 causal attention of a group of queries sharing one KV head
-// (OpsTable::attention_f32 / attention_f16, kernels/cpu/ops_table.h).
+// (OpsTable::attention_f32 / _f16 / _q8_0, kernels/cpu/ops_table.h).
 //
 // The same scheme as the AVX2 level (kernels/cpu/avx2/ops_attention_avx2.cpp):
 // keys stream in chunks through an online softmax; scores are computed 16 keys at
 // a time and reduced together; the group's accumulators for each 16-wide slice
-// of head_dim stay in registers while the chunk's V rows stream past. An f16
-// cache is converted chunk by chunk into stack buffers. Tails of head_dim are
+// of head_dim stay in registers while the chunk's V rows stream past. An f16 or
+// q8_0 cache is converted (dequantized) chunk by chunk into stack buffers. Tails of head_dim are
 // masked loads, so odd head sizes need no scalar code.
 #include <immintrin.h>
 
 #include <cstdint>
 
+#include "kernels/cpu/avx512/kv_q8_0_avx512.h"
 #include "kernels/cpu/avx512/ops_math_avx512.h"
 #include "kernels/cpu/ops_table.h"
 
@@ -144,14 +145,24 @@ inline void convert_rows(const uint16_t* src, float* dst, int64_t count) {
   }
 }
 
-// Stack buffers for one chunk of an f16 cache converted to f32; none for an f32 cache.
+// Cache row j from a chunk start: head_dim elements, or head_dim / 32 q8_0 blocks.
+inline const float* row_at(const float* base, int64_t j, int64_t head_dim) { return base + j * head_dim; }
+inline const uint16_t* row_at(const uint16_t* base, int64_t j, int64_t head_dim) { return base + j * head_dim; }
+inline const BlockQ8_0* row_at(const BlockQ8_0* base, int64_t j, int64_t head_dim) {
+  return base + j * (head_dim / kQK);
+}
+
+// count elements of q8_0 rows (a multiple of 32: whole rows) to f32.
+inline void convert_rows(const BlockQ8_0* src, float* dst, int64_t count) { dequantize_q8_0(src, dst, count / kQK); }
+
+// Stack buffers for one chunk of an f16 or q8_0 cache converted to f32; none for an f32 cache.
 template <class KV>
-struct ChunkBuffers {};
-template <>
-struct ChunkBuffers<uint16_t> {
+struct ChunkBuffers {
   alignas(64) float k[kChunkFloats];
   alignas(64) float v[kChunkFloats];
 };
+template <>
+struct ChunkBuffers<float> {};
 
 template <class KV>
 void attention(const float* q, int64_t n_q, const KV* k, const KV* v, int64_t n_ctx, int64_t head_dim, float scale,
@@ -170,9 +181,9 @@ void attention(const float* q, int64_t n_q, const KV* k, const KV* v, int64_t n_
     const int64_t n = n_ctx - c0 < chunk ? n_ctx - c0 : chunk;
     const float* kc;
     const float* vc;
-    if constexpr (sizeof(KV) == 2) {
-      convert_rows(k + c0 * head_dim, buffers.k, n * head_dim);
-      convert_rows(v + c0 * head_dim, buffers.v, n * head_dim);
+    if constexpr (sizeof(KV) != sizeof(float)) {  // f16 or q8_0: converted once per chunk
+      convert_rows(row_at(k, c0, head_dim), buffers.k, n * head_dim);
+      convert_rows(row_at(v, c0, head_dim), buffers.v, n * head_dim);
       kc = buffers.k, vc = buffers.v;
     } else {
       kc = k + c0 * head_dim, vc = v + c0 * head_dim;
@@ -228,12 +239,17 @@ void attention_f16(const float* q, int64_t n_q, const uint16_t* k, const uint16_
                    float scale, float* out) noexcept {
   attention(q, n_q, k, v, n_ctx, head_dim, scale, out);
 }
+void attention_q8_0(const float* q, int64_t n_q, const BlockQ8_0* k, const BlockQ8_0* v, int64_t n_ctx,
+                    int64_t head_dim, float scale, float* out) noexcept {
+  attention(q, n_q, k, v, n_ctx, head_dim, scale, out);
+}
 
 }  // namespace
 
 void fill_ops_attention_avx512(OpsTable& t) noexcept {
   t.attention_f32 = attention_f32;
   t.attention_f16 = attention_f16;
+  t.attention_q8_0 = attention_q8_0;
   fill_ops_attention_block_avx512(t);
 }
 

@@ -1,5 +1,5 @@
 // AVX-512 blocked causal attention for prefill (OpsTable::attention_block_f32 /
-// attention_block_f16, kernels/cpu/ops_table.h): "flash attention" on the CPU.
+// _f16 / _q8_0, kernels/cpu/ops_table.h): "flash attention" on the CPU.
 //
 // A block of query rows (tokens x heads sharing one KV head) meets the keys one
 // chunk at a time. The block's queries are transposed once, scale folded in, into
@@ -13,12 +13,13 @@
 //            Dv vectors of head_dim in registers, one V load feeds Rr FMAs.
 // The rows are cut into column blocks of at most 4 vectors (64 rows); each stops at
 // the last key its own rows can see, so the causal triangle costs little extra.
-// An f16 cache is converted chunk by chunk into stack buffers once for the block.
+// An f16 or q8_0 cache is converted chunk by chunk into stack buffers once for the block.
 // The output accumulates in place and is divided by the softmax sum at the end.
 #include <immintrin.h>
 
 #include <cstdint>
 
+#include "kernels/cpu/avx512/kv_q8_0_avx512.h"
 #include "kernels/cpu/avx512/ops_math_avx512.h"
 #include "kernels/cpu/ops_table.h"
 
@@ -205,14 +206,24 @@ inline void convert_rows(const uint16_t* src, float* dst, int64_t count) {
   }
 }
 
-// Stack buffers for one chunk of an f16 cache converted to f32; none for an f32 cache.
+// Cache row j from a chunk start: head_dim elements, or head_dim / 32 q8_0 blocks.
+inline const float* row_at(const float* base, int64_t j, int64_t head_dim) { return base + j * head_dim; }
+inline const uint16_t* row_at(const uint16_t* base, int64_t j, int64_t head_dim) { return base + j * head_dim; }
+inline const BlockQ8_0* row_at(const BlockQ8_0* base, int64_t j, int64_t head_dim) {
+  return base + j * (head_dim / kQK);
+}
+
+// count elements of q8_0 rows (a multiple of 32: whole rows) to f32.
+inline void convert_rows(const BlockQ8_0* src, float* dst, int64_t count) { dequantize_q8_0(src, dst, count / kQK); }
+
+// Stack buffers for one chunk of an f16 or q8_0 cache converted to f32; none for an f32 cache.
 template <class KV>
-struct ChunkBuffers {};
-template <>
-struct ChunkBuffers<uint16_t> {
+struct ChunkBuffers {
   alignas(64) float k[kAttentionBlockFloats];
   alignas(64) float v[kAttentionBlockFloats];
 };
+template <>
+struct ChunkBuffers<float> {};
 
 // Transposes a 16 x 16 tile in registers: rows[i][j] becomes rows[j][i]. Pairs of rows
 // interleave (unpack ps, then pd) into 4 x 4 blocks within each 128-bit lane, and two
@@ -285,9 +296,9 @@ void attention_block(const float* q, int64_t n_tokens, int64_t n_heads, int64_t 
     const int64_t n = n_keys - c0 < chunk ? n_keys - c0 : chunk;
     const float* kc;
     const float* vc;
-    if constexpr (sizeof(KV) == 2) {
-      convert_rows(k + c0 * head_dim, buffers.k, n * head_dim);
-      convert_rows(v + c0 * head_dim, buffers.v, n * head_dim);
+    if constexpr (sizeof(KV) != sizeof(float)) {  // f16 or q8_0: converted once per chunk
+      convert_rows(row_at(k, c0, head_dim), buffers.k, n * head_dim);
+      convert_rows(row_at(v, c0, head_dim), buffers.v, n * head_dim);
       kc = buffers.k, vc = buffers.v;
     } else {
       kc = k + c0 * head_dim, vc = v + c0 * head_dim;
@@ -340,12 +351,17 @@ void attention_block_f16(const float* q, int64_t n_tokens, int64_t n_heads, int6
                          const uint16_t* v, int64_t pos, int64_t head_dim, float scale, float* out) noexcept {
   attention_block(q, n_tokens, n_heads, token_stride, k, v, pos, head_dim, scale, out);
 }
+void attention_block_q8_0(const float* q, int64_t n_tokens, int64_t n_heads, int64_t token_stride, const BlockQ8_0* k,
+                          const BlockQ8_0* v, int64_t pos, int64_t head_dim, float scale, float* out) noexcept {
+  attention_block(q, n_tokens, n_heads, token_stride, k, v, pos, head_dim, scale, out);
+}
 
 }  // namespace
 
 void fill_ops_attention_block_avx512(OpsTable& t) noexcept {
   t.attention_block_f32 = attention_block_f32;
   t.attention_block_f16 = attention_block_f16;
+  t.attention_block_q8_0 = attention_block_q8_0;
 }
 
 }  // namespace qilin::cpu

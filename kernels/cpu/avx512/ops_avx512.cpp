@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/avx512/kv_q8_0_avx512.h"
 #include "kernels/cpu/avx512/ops_math_avx512.h"
 #include "kernels/cpu/ops_table.h"
 
@@ -173,6 +174,16 @@ void bf16_row_to_f32(const uint16_t* src, float* dst, int64_t n) noexcept {
   }
 }
 
+void f32_row_to_f16(const float* src, uint16_t* dst, int64_t n) noexcept {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i < 16 ? n - i : 16);
+    _mm256_mask_storeu_epi16(
+        dst + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+}
+
+void f32_row_to_q8_0(const float* src, BlockQ8_0* dst, int64_t n) noexcept { quantize_q8_0(src, dst, n / kQK); }
+
 }  // namespace
 
 void fill_ops_avx512(OpsTable& t) noexcept {
@@ -190,6 +201,8 @@ void fill_ops_avx512(OpsTable& t) noexcept {
   t.rope_interleaved = rope_interleaved;
   t.f16_row_to_f32 = f16_row_to_f32;
   t.bf16_row_to_f32 = bf16_row_to_f32;
+  t.f32_row_to_f16 = f32_row_to_f16;
+  t.f32_row_to_q8_0 = f32_row_to_q8_0;
   fill_ops_attention_avx512(t);
 }
 

@@ -107,8 +107,43 @@ void bf16_row_to_f32(const uint16_t* src, float* dst, int64_t n) noexcept {
   for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
 }
 
-float load(const float* p) { return *p; }
-float load(const uint16_t* p) { return f16_to_f32(*p); }
+void f32_row_to_f16(const float* src, uint16_t* dst, int64_t n) noexcept {
+  for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_f16(src[i]);
+}
+
+// The SIMD levels reproduce this bit for bit: the scale in scalar f32, then one f32
+// multiply, nearest-even rounding and the clamps per element.
+void f32_row_to_q8_0(const float* src, BlockQ8_0* dst, int64_t n) noexcept {
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const float* x = src + b * kQK;
+    float amax = 0.0f;
+    for (int j = 0; j < kQK; ++j) {
+      const float ax = std::fabs(x[j]);
+      amax = amax > ax ? amax : ax;
+    }
+    const uint16_t d16 = f32_to_f16(amax / 127.0f);
+    const float d = f16_to_f32(d16);
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    dst[b].d = d16;
+    for (int j = 0; j < kQK; ++j) {
+      float r = std::nearbyint(x[j] * id);
+      r = r > -127.0f ? r : -127.0f;  // as maxps(r, -127): NaN gives -127
+      r = r < 127.0f ? r : 127.0f;
+      dst[b].qs[j] = static_cast<int8_t>(r);
+    }
+  }
+}
+
+// Element d of cache row j (rows of head_dim elements; q8_0 rows are head_dim / 32 blocks).
+const float* kv_row(const float* base, int64_t j, int64_t head_dim) { return base + j * head_dim; }
+const uint16_t* kv_row(const uint16_t* base, int64_t j, int64_t head_dim) { return base + j * head_dim; }
+const BlockQ8_0* kv_row(const BlockQ8_0* base, int64_t j, int64_t head_dim) { return base + j * (head_dim / kQK); }
+float load(const float* row, int64_t d) { return row[d]; }
+float load(const uint16_t* row, int64_t d) { return f16_to_f32(row[d]); }
+float load(const BlockQ8_0* row, int64_t d) {
+  const BlockQ8_0& b = row[d / kQK];
+  return f16_to_f32(b.d) * static_cast<float>(b.qs[d % kQK]);
+}
 
 // Online (streaming) softmax in double: one pass over the keys, rescaling the
 // running sum and accumulator whenever a new maximum appears, so no score buffer
@@ -122,10 +157,10 @@ void attention(const float* q, int64_t n_q, const KV* k, const KV* v, int64_t n_
     double max = -std::numeric_limits<double>::infinity(), sum = 0;
     for (int64_t d = 0; d < head_dim; ++d) acc[d] = 0;
     for (int64_t j = 0; j < n_ctx; ++j) {
-      const KV* kj = k + j * head_dim;
-      const KV* vj = v + j * head_dim;
+      const KV* kj = kv_row(k, j, head_dim);
+      const KV* vj = kv_row(v, j, head_dim);
       double dot = 0;
-      for (int64_t d = 0; d < head_dim; ++d) dot += static_cast<double>(qi[d]) * load(kj + d);
+      for (int64_t d = 0; d < head_dim; ++d) dot += static_cast<double>(qi[d]) * load(kj, d);
       const double s = dot * scale;
       if (s > max) {
         const double correction = std::exp(max - s);  // exp(-inf) = 0 on the first key
@@ -135,7 +170,7 @@ void attention(const float* q, int64_t n_q, const KV* k, const KV* v, int64_t n_
       }
       const double p = std::exp(s - max);
       sum += p;
-      for (int64_t d = 0; d < head_dim; ++d) acc[d] += p * load(vj + d);
+      for (int64_t d = 0; d < head_dim; ++d) acc[d] += p * load(vj, d);
     }
     float* oi = out + i * head_dim;
     for (int64_t d = 0; d < head_dim; ++d) oi[d] = static_cast<float>(acc[d] / sum);
@@ -148,6 +183,10 @@ void attention_f32(const float* q, int64_t n_q, const float* k, const float* v, 
 }
 void attention_f16(const float* q, int64_t n_q, const uint16_t* k, const uint16_t* v, int64_t n_ctx, int64_t head_dim,
                    float scale, float* out) noexcept {
+  attention(q, n_q, k, v, n_ctx, head_dim, scale, out);
+}
+void attention_q8_0(const float* q, int64_t n_q, const BlockQ8_0* k, const BlockQ8_0* v, int64_t n_ctx,
+                    int64_t head_dim, float scale, float* out) noexcept {
   attention(q, n_q, k, v, n_ctx, head_dim, scale, out);
 }
 
@@ -168,8 +207,11 @@ void fill_ops_ref(OpsTable& t) noexcept {
   t.rope_interleaved = rope_interleaved;
   t.f16_row_to_f32 = f16_row_to_f32;
   t.bf16_row_to_f32 = bf16_row_to_f32;
+  t.f32_row_to_f16 = f32_row_to_f16;
+  t.f32_row_to_q8_0 = f32_row_to_q8_0;
   t.attention_f32 = attention_f32;
   t.attention_f16 = attention_f16;
+  t.attention_q8_0 = attention_q8_0;
   fill_ops_attention_ref(t);  // the blocked (prefill) entries: kernels/cpu/ref/ops_attention_ref.cpp
 }
 
