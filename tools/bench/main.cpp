@@ -2,7 +2,7 @@
 // against this machine's memory bandwidth and FMA peak measured in the same run.
 //
 //   qilin-bench -m MODEL[,MODEL...] [-m MODEL] [-p 512] [-n 128] [-r 3] [-t 2,1] [-b 512]
-//               [--kv-type f16|f32] [--no-bf16] [--dram-mib 1024] [-o md|json]
+//               [--kv-type f16|f32|q8_0] [--no-bf16] [--dram-mib 1024] [-o md|json]
 //
 // Token ids are random, so GGUFs without a vocabulary (no_vocab) run too.
 #include <fmt/core.h>
@@ -25,7 +25,7 @@ constexpr const char* kUsage = R"(usage: qilin-bench -m MODEL [options]
   -r, --repetitions N     timed runs per test, after one warm-up run   default 3
   -t, --threads N,...     thread counts                                default: every hardware thread
   -b, --batch N           prompt tokens per forward pass               default 512
-  --kv-type f16|f32       KV-cache type                                default f16
+  --kv-type f16|f32|q8_0  KV-cache type                                default f16
   --no-bf16               prefill matmuls in the weights' own type instead of bf16 (AMX)
   --dram-mib N            DRAM probe buffer in MiB (0: skip)           default 1024
   -o, --output md|json    output format                                default md
@@ -69,8 +69,8 @@ int main(int argc, char** argv) try {
   }
   options.batch = args.get_int({"-b", "--batch"}, 512);
   const std::string kv = args.get({"--kv-type"}, "f16");
-  QILIN_CHECK(kv == "f16" || kv == "f32", "args", "--kv-type expects f16 or f32, got '{}'", kv);
-  options.kv_type = kv == "f16" ? DType::f16 : DType::f32;
+  QILIN_CHECK(kv == "f16" || kv == "f32" || kv == "q8_0", "args", "--kv-type expects f16, f32 or q8_0, got '{}'", kv);
+  dtype_from_name(kv, &options.kv_type);
   options.bf16_prefill = !args.has({"--no-bf16"});
   const int64_t dram_mib = args.get_int({"--dram-mib"}, 1024);
   QILIN_CHECK(dram_mib >= 0, "args", "--dram-mib must not be negative, got {}", dram_mib);

@@ -2,7 +2,7 @@
 // llama-perplexity (same windows, same scoring, same error estimate).
 //
 //   qilin-perplexity -m MODEL -f TEXT_FILE [-c 512] [-b 512] [--chunks N] [-t N]
-//                    [--kv-type f16|f32] [--no-bf16]
+//                    [--kv-type f16|f32|q8_0] [--no-bf16]
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -22,7 +22,7 @@ constexpr const char* kUsage = R"(usage: qilin-perplexity -m MODEL -f TEXT_FILE 
   -b, --batch N        tokens per forward pass (at most the window)           default 512
   --chunks N           evaluate at most N windows                             default: all
   -t, --threads N      threads                                                default: every hardware thread
-  --kv-type f16|f32    KV-cache type                                          default f16
+  --kv-type T          KV-cache type: f16, f32 or q8_0                        default f16
   --no-bf16            prompt matmuls in the weights' own type instead of bf16 (AMX)
 )";
 
@@ -49,7 +49,7 @@ int main(int argc, char** argv) try {
     fmt::print(stderr, "{}", kUsage);
     return 1;
   }
-  QILIN_CHECK(kv == "f16" || kv == "f32", "args", "--kv-type expects f16 or f32, got '{}'", kv);
+  QILIN_CHECK(kv == "f16" || kv == "f32" || kv == "q8_0", "args", "--kv-type expects f16, f32 or q8_0, got '{}'", kv);
   QILIN_CHECK(batch >= 1, "args", "-b must be positive, got {}", batch);
   QILIN_CHECK(threads >= 0 && threads <= 1024, "args", "-t expects a thread count in [0, 1024], got {}", threads);
 
@@ -58,7 +58,7 @@ int main(int argc, char** argv) try {
   load.context = options.window;
   load.batch = std::min(batch, options.window);
   load.max_logit_rows = load.batch;
-  load.kv_type = kv == "f16" ? DType::f16 : DType::f32;
+  dtype_from_name(kv, &load.kv_type);
   load.bf16_prefill = bf16;
   const auto model = Model::load(model_path, load);
   if (!model->has_tokenizer()) {
