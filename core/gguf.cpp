@@ -116,7 +116,13 @@ GgufFile GgufFile::open(const std::string& path) {
   std::shared_ptr<MappedFile> file = MappedFile::open(path);
   const uint8_t* data = file->data();
   const size_t size = file->size();
-  return parse(data, size, path, std::move(file));
+  GgufFile f = parse(data, size, path, file);
+  f.mapping_ = std::move(file);
+  return f;
+}
+
+void GgufFile::release_pages(const TensorView& view) const noexcept {
+  if (mapping_ != nullptr) mapping_->release(view.data(), view.nbytes());
 }
 
 GgufFile GgufFile::parse(const uint8_t* data, size_t size, std::string name, std::shared_ptr<void> keep_alive) {

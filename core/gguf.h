@@ -171,6 +171,10 @@ class GgufFile {
   TensorView view(const GgufTensorInfo& info) const;
   // The same view as a Tensor that keeps the mapping alive; no copy.
   Tensor tensor(std::string_view name) const;
+  // Drops the pages of a tensor's bytes from the process's resident set when they
+  // lie in this file's mapping (the caller holds a copy or repack): they are read
+  // again from the file if touched. A no-op for bytes handed to parse().
+  void release_pages(const TensorView& view) const noexcept;
 
  private:
   GgufFile() = default;
@@ -178,6 +182,7 @@ class GgufFile {
 
   std::string path_;
   std::shared_ptr<void> keep_alive_;
+  std::shared_ptr<const MappedFile> mapping_;  // set by open(); null after parse()
   const uint8_t* base_ = nullptr;
   size_t size_ = 0;
   uint32_t version_ = 0;

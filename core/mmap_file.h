@@ -28,6 +28,13 @@ class MappedFile {
   size_t size() const noexcept { return size_; }
   const std::string& path() const noexcept { return path_; }
 
+  // Drops the whole pages inside [p, p + bytes) from this process's resident set
+  // (madvise MADV_DONTNEED): for a weight the program has copied or repacked, so it
+  // is not held twice. Safe: the mapping is read-only and private, so a later read
+  // of a dropped page faults it in again from the file. Ranges outside the mapping
+  // are ignored; partial pages at either end are kept.
+  void release(const void* p, size_t bytes) const noexcept;
+
  private:
   MappedFile(std::string path, const uint8_t* data, size_t size) noexcept
       : path_(std::move(path)), data_(data), size_(size) {}

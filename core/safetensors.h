@@ -58,6 +58,8 @@ struct SafetensorsTensorInfo {
   bool loadable() const noexcept { return unsupported.empty(); }
 };
 
+class MappedFile;
+
 class SafetensorsFile {
  public:
   // Maps and validates a file; throws Error naming the path and the field.
@@ -83,6 +85,10 @@ class SafetensorsFile {
   TensorView view(const SafetensorsTensorInfo& info) const;
   // The same view as a Tensor that keeps the mapping alive; no copy.
   Tensor tensor(std::string_view name) const;
+  // Drops the pages of a tensor's bytes from the process's resident set when they
+  // lie in this file's mapping (the caller holds a copy or repack): they are read
+  // again from the file if touched. A no-op for bytes handed to parse().
+  void release_pages(const TensorView& view) const noexcept;
 
  private:
   SafetensorsFile() = default;
@@ -95,6 +101,7 @@ class SafetensorsFile {
 
   std::string path_;
   std::shared_ptr<void> keep_alive_;
+  std::shared_ptr<const MappedFile> mapping_;  // set by open(); null after parse()
   size_t size_ = 0;
   uint64_t data_offset_ = 0;
   std::vector<std::pair<std::string, std::string>> metadata_;

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <new>
 #include <set>
@@ -185,7 +186,29 @@ MatmulWeight::MatmulWeight(MatmulWeight&&) noexcept = default;
 MatmulWeight& MatmulWeight::operator=(MatmulWeight&&) noexcept = default;
 
 size_t MatmulWeight::packed_bytes() const noexcept {
-  return detail::onednn_packed_bytes(*this) + detail::quant_packed_bytes(*this);
+  return detail::onednn_packed_bytes(*this) + detail::quant_packed_bytes(*this) + packs_->resident_bytes;
+}
+
+void MatmulWeight::make_resident(HugePageArena& arena, ThreadPool* pool) {
+  if (!traits(w_.dtype()).is_float || packs_->resident_bytes != 0) return;
+  const int64_t rows = w_.rows();
+  const size_t row_bytes = w_.row_size();
+  const size_t bytes = static_cast<size_t>(rows) * row_bytes;
+  auto* dst = static_cast<char*>(arena.allocate(bytes));
+  auto copy_rows = [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) std::memcpy(dst + r * row_bytes, w_.row(r), row_bytes);
+  };
+  if (pool != nullptr) {
+    pool->parallel_for(rows, 64, copy_rows);
+  } else {
+    copy_rows(0, rows);
+  }
+  w_ = TensorView(dst, w_.shape(), w_.dtype());
+  packs_->resident_bytes = bytes;
+}
+
+bool MatmulWeight::holds_copy() const noexcept {
+  return packs_->resident_bytes != 0 || detail::quant_packed_bytes(*this) > 0;
 }
 
 void MatmulWeight::prepare(int64_t max_m, const MatmulOptions& opts, ThreadPool* pool) {

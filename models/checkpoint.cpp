@@ -39,6 +39,13 @@ Checkpoint Checkpoint::open(const std::string& path) {
   return c;
 }
 
+void Checkpoint::release_pages(const TensorView& view) const noexcept {
+  if (gguf_ != nullptr) gguf_->release_pages(view);
+  if (safetensors_ != nullptr) {
+    for (const SafetensorsFile& shard : safetensors_->shards()) shard.release_pages(view);
+  }
+}
+
 const TensorView* Checkpoint::find(std::string_view gguf_name) const noexcept {
   const auto it = tensors_.find(gguf_name);
   return it == tensors_.end() ? nullptr : &it->second;

@@ -39,6 +39,12 @@ class Checkpoint {
   const TensorView& require(std::string_view gguf_name) const;
   size_t tensor_count() const noexcept { return tensors_.size(); }
 
+  // For a weight the model holds its own copy or repack of: drops the tensor's
+  // pages from the process's resident set (read again from the file if ever
+  // touched), so resident memory counts each weight once. Views not in a file
+  // mapping (e.g. weights dequantized at load) are left alone.
+  void release_pages(const TensorView& view) const noexcept;
+
   // The tokenizer stored with the weights: GGUF tokenizer.ggml.* metadata, or the
   // folder's tokenizer.json (+ tokenizer_config.json). nullopt when there is none
   // (GGUF tokenizer.ggml.model "no_vocab", or a folder without tokenizer.json).

@@ -106,8 +106,21 @@ Decoder::Decoder(const Checkpoint& checkpoint, const DecoderOptions& options, Th
   }
   output_norm_ = load.vector("output_norm.weight", d);
   const bool tied = c.tied_embeddings || checkpoint.find("output.weight") == nullptr;
-  output_ = std::make_unique<MatmulWeight>(load.matrix(tied ? "token_embd.weight" : "output.weight", c.vocab_size, d));
-  output_->prepare(options.max_logit_rows, options.matmul, &pool);
+  // A matmul weight, copied into huge pages unless mmap_weights, prepared for up to
+  // `rows` activation rows, and its mapped pages released once held as a copy.
+  auto matmul_weight = [&](const std::string& tensor, int64_t n, int64_t k, int64_t rows) {
+    MatmulWeight w(load.matrix(tensor, n, k));
+    const TensorView stored = w.view();
+    const bool from_file = checkpoint.require(tensor).data() == stored.data();  // not dequantized at load
+    if (from_file && !options.mmap_weights) w.make_resident(resident_, &pool);
+    w.prepare(rows, options.matmul, &pool);
+    if (from_file && w.holds_copy()) checkpoint.release_pages(stored);
+    return w;
+  };
+  output_ = std::make_unique<MatmulWeight>(
+      matmul_weight(tied ? "token_embd.weight" : "output.weight", c.vocab_size, d, options.max_logit_rows));
+  // Tied: look rows up in the output weight's copy, not in the released mapping.
+  if (tied && output_->view().dtype() == token_embd_.dtype()) token_embd_ = output_->view();
 
   layers_.reserve(static_cast<size_t>(c.n_layers));
   for (int64_t il = 0; il < c.n_layers; ++il) {
@@ -120,17 +133,14 @@ Decoder::Decoder(const Checkpoint& checkpoint, const DecoderOptions& options, Th
         load.optional_vector(name("attn_v.bias"), kv_dim, c.qkv_bias),
         load.optional_vector(name("attn_q_norm.weight"), c.head_dim, c.qk_norm),
         load.optional_vector(name("attn_k_norm.weight"), c.head_dim, c.qk_norm),
-        MatmulWeight(load.matrix(name("attn_q.weight"), q_dim, d)),
-        MatmulWeight(load.matrix(name("attn_k.weight"), kv_dim, d)),
-        MatmulWeight(load.matrix(name("attn_v.weight"), kv_dim, d)),
-        MatmulWeight(load.matrix(name("attn_output.weight"), d, q_dim)),
-        MatmulWeight(load.matrix(name("ffn_gate.weight"), c.d_ff, d)),
-        MatmulWeight(load.matrix(name("ffn_up.weight"), c.d_ff, d)),
-        MatmulWeight(load.matrix(name("ffn_down.weight"), d, c.d_ff)),
+        matmul_weight(name("attn_q.weight"), q_dim, d, max_m),
+        matmul_weight(name("attn_k.weight"), kv_dim, d, max_m),
+        matmul_weight(name("attn_v.weight"), kv_dim, d, max_m),
+        matmul_weight(name("attn_output.weight"), d, q_dim, max_m),
+        matmul_weight(name("ffn_gate.weight"), c.d_ff, d, max_m),
+        matmul_weight(name("ffn_up.weight"), c.d_ff, d, max_m),
+        matmul_weight(name("ffn_down.weight"), d, c.d_ff, max_m),
     };
-    for (MatmulWeight* w : {&layer.wq, &layer.wk, &layer.wv, &layer.wo, &layer.gate, &layer.up, &layer.down}) {
-      w->prepare(max_m, options.matmul, &pool);
-    }
     layers_.push_back(std::move(layer));
   }
 

@@ -39,6 +39,13 @@ struct DecoderOptions {
   bool dequantize = false;
   DType dequantize_to = DType::f32;
   MatmulOptions matmul;  // e.g. allow_bf16_compute for AMX prefill
+  // Float weights (f32, f16, bf16) are copied at load into huge pages the decoder owns
+  // (MatmulWeight::make_resident: decode streams them 10-15% faster than from the file
+  // mapping's 4 KiB pages) unless mmap_weights is set: then they are read straight
+  // from the page cache (faster load, pages shared with other processes). Either way
+  // a weight held as a copy or repack has its mapped pages released, so it is
+  // resident once.
+  bool mmap_weights = false;
 };
 
 // The tokens one sequence contributes to a forward pass. They sit at positions
@@ -88,6 +95,7 @@ class Decoder {
   ModelConfig config_;
   DecoderOptions options_;
   std::vector<Tensor> owned_;  // dequantized / converted weights
+  HugePageArena resident_;     // float weights copied off the file mapping (DecoderOptions::mmap_weights)
   std::vector<Layer> layers_;
   TensorView token_embd_;
   TensorView output_norm_;

@@ -35,6 +35,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   d.dequantize = options.dequantize;
   d.dequantize_to = options.dequantize_to;
   d.matmul.allow_bf16_compute = options.bf16_prefill;
+  d.mmap_weights = options.mmap;
   m->decoder_ = std::make_unique<Decoder>(m->checkpoint_, d, *m->pool_);
   m->cache_ = KvCache(m->decoder_->kv_cache_shape(options.slots, m->options_.context), options.kv_type);
   m->load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -33,6 +33,9 @@ struct LoadOptions {
   bool dequantize = false;
   DType dequantize_to = DType::f32;
   bool bf16_prefill = true;     // prompt matmuls in bf16 on AMX/AVX512-BF16 (weights rounded to bf16)
+  // Float weights are copied into huge pages at load (faster decode) unless mmap is
+  // set: then they are read from the page cache (DecoderOptions::mmap_weights).
+  bool mmap = false;
 };
 
 class Model {

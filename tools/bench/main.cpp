@@ -27,6 +27,7 @@ constexpr const char* kUsage = R"(usage: qilin-bench -m MODEL [options]
   -b, --batch N           prompt tokens per forward pass               default 512
   --kv-type f16|f32|q8_0  KV-cache type                                default f16
   --no-bf16               prefill matmuls in the weights' own type instead of bf16 (AMX)
+  --mmap                  read float weights from the page cache instead of huge-page copies
   --dram-mib N            DRAM probe buffer in MiB (0: skip)           default 1024
   -o, --output md|json    output format                                default md
 
@@ -72,6 +73,7 @@ int main(int argc, char** argv) try {
   QILIN_CHECK(kv == "f16" || kv == "f32" || kv == "q8_0", "args", "--kv-type expects f16, f32 or q8_0, got '{}'", kv);
   dtype_from_name(kv, &options.kv_type);
   options.bf16_prefill = !args.has({"--no-bf16"});
+  options.mmap = args.has({"--mmap"});
   const int64_t dram_mib = args.get_int({"--dram-mib"}, 1024);
   QILIN_CHECK(dram_mib >= 0, "args", "--dram-mib must not be negative, got {}", dram_mib);
   options.dram_probe_bytes = static_cast<size_t>(dram_mib) << 20;

@@ -153,6 +153,7 @@ std::vector<BenchRow> run_bench(const BenchOptions& options, const std::function
       load.kv_type = options.kv_type;
       load.batch = options.batch;
       load.bf16_prefill = options.bf16_prefill;
+      load.mmap = options.mmap;
       const auto model = Model::load(path, load);
       const int used_threads = model->options().threads;
       const BenchModelInfo info = describe_model(*model);

@@ -62,6 +62,7 @@ struct BenchOptions {
   int64_t batch = 512;  // prompt tokens per forward pass
   DType kv_type = DType::f16;
   bool bf16_prefill = true;
+  bool mmap = false;  // LoadOptions::mmap
   // The bandwidth probes: a buffer far beyond any cache (DRAM), and one the size of
   // each model's weights (what decode of that model could read at best, which for a
   // small model is served partly from cache). 0 skips a probe (tests keep them cheap).

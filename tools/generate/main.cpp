@@ -45,6 +45,7 @@ constexpr const char* kUsage = R"(usage: qilin-generate -m MODEL [options]
       --ignore-eos        keep generating past end-of-sequence
       --kv-type T         KV-cache type: f16 (default), f32, or q8_0 (47% less memory than f16)
       --no-bf16           prompt matmuls in f32 (default: bf16 on AMX / AVX512-BF16)
+      --mmap              read float weights from the page cache (default: huge-page copies, faster decode)
       --dequantize T      expand Q4_0/Q4_1/Q8_0/Q4_K/Q6_K weights to T (f32, f16, bf16) at load
                           instead of running them on the quantized kernels
       --device cpu|cuda   (default cpu)
@@ -95,6 +96,7 @@ Cli parse(int argc, char** argv) {
   if (kv != "f16" && kv != "f32" && kv != "q8_0") fail("args", "--kv-type must be f16, f32 or q8_0, not '{}'", kv);
   dtype_from_name(kv, &cli.load.kv_type);
   cli.load.bf16_prefill = !args.has({"--no-bf16"});
+  cli.load.mmap = args.has({"--mmap"});
   if (const std::string dq = args.get({"--dequantize"}); !dq.empty()) {
     if (!dtype_from_name(dq, &cli.load.dequantize_to) || !traits(cli.load.dequantize_to).is_float) {
       fail("args", "--dequantize must be f32, f16 or bf16, not '{}'", dq);

@@ -24,6 +24,7 @@ constexpr const char* kUsage = R"(usage: qilin-perplexity -m MODEL -f TEXT_FILE 
   -t, --threads N      threads                                                default: every hardware thread
   --kv-type T          KV-cache type: f16, f32 or q8_0                        default f16
   --no-bf16            prompt matmuls in the weights' own type instead of bf16 (AMX)
+  --mmap               read float weights from the page cache instead of huge-page copies
 )";
 
 }  // namespace
@@ -44,6 +45,7 @@ int main(int argc, char** argv) try {
   const int64_t threads = args.get_int({"-t", "--threads"}, 0);
   const std::string kv = args.get({"--kv-type"}, "f16");
   const bool bf16 = !args.has({"--no-bf16"});
+  const bool mmap = args.has({"--mmap"});
   args.finish();
   if (model_path.empty() || text_path.empty()) {
     fmt::print(stderr, "{}", kUsage);
@@ -60,6 +62,7 @@ int main(int argc, char** argv) try {
   load.max_logit_rows = load.batch;
   dtype_from_name(kv, &load.kv_type);
   load.bf16_prefill = bf16;
+  load.mmap = mmap;
   const auto model = Model::load(model_path, load);
   if (!model->has_tokenizer()) {
     fail("perplexity", "{} carries no vocabulary: perplexity needs the model's tokenizer", model_path);
