@@ -49,6 +49,29 @@ class ThreadPool {
     });
   }
 
+  // Like parallel_for, but the threads claim `grain`-sized ranges from a shared
+  // counter until none is left, so a thread that was preempted or streams from
+  // slower memory does less of the work instead of holding the others at the
+  // barrier. fn may be called several times per thread; ranges come in no fixed order.
+  template <class F>
+  void parallel_for_dynamic(int64_t n, int64_t grain, F&& fn) noexcept {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    const int64_t chunks = (n + grain - 1) / grain;
+    if (n_threads_ == 1 || chunks == 1) {
+      fn(int64_t{0}, n);
+      return;
+    }
+    std::atomic<int64_t> next{0};
+    run([&](int, int) {
+      for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < chunks;
+           c = next.fetch_add(1, std::memory_order_relaxed)) {
+        const int64_t b = c * grain, e = b + grain < n ? b + grain : n;
+        fn(b, e);
+      }
+    });
+  }
+
  private:
   void worker_loop(int index);
 

@@ -27,6 +27,26 @@ TEST_CASE("thread pool: parallel_for covers every index exactly once", "[core][t
   }
 }
 
+TEST_CASE("thread pool: parallel_for_dynamic covers every index exactly once, in grain-sized ranges",
+          "[core][threads]") {
+  for (int threads : {1, 2, 3, 8}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{7}, int64_t{33}, int64_t{4095}}) {
+      for (int64_t grain : {int64_t{1}, int64_t{4}, int64_t{16}}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        std::atomic<int> misshapen{0};
+        pool.parallel_for_dynamic(n, grain, [&](int64_t b, int64_t e) {
+          // One chunk per call: starts on a grain boundary, a whole grain long unless it ends at n.
+          if (b % grain != 0 || (e - b != grain && e != n) || e <= b) misshapen.fetch_add(1);
+          for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+        });
+        REQUIRE(misshapen.load() == 0);
+        for (int64_t i = 0; i < n; ++i) REQUIRE(hits[static_cast<size_t>(i)].load() == 1);
+      }
+    }
+  }
+}
+
 TEST_CASE("thread pool: run reaches every thread, the caller included", "[core][threads]") {
   ThreadPool pool(4);
   std::vector<std::thread::id> ids(4);
