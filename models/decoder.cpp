@@ -12,13 +12,19 @@ namespace qilin {
 
 struct Decoder::Layer {
   TensorView attn_norm, ffn_norm;
-  TensorView bq, bk, bv;        // Qwen2 (empty views otherwise)
-  TensorView q_norm, k_norm;    // Qwen3 (empty views otherwise)
-  MatmulWeight wq, wk, wv, wo;  // [heads*head_dim, d] ×3 (kv heads for k, v), [d, heads*head_dim]
-  MatmulWeight gate, up, down;  // [d_ff, d] ×2, [d, d_ff]
+  TensorView bq, bk, bv;                     // Qwen2, GLM (empty views otherwise)
+  TensorView q_norm, k_norm;                 // Qwen3 (empty views otherwise)
+  TensorView attn_post_norm, ffn_post_norm;  // GLM-4-0414 (empty views otherwise)
+  MatmulWeight wq, wk, wv, wo;               // [heads*head_dim, d] ×3 (kv heads for k, v), [d, heads*head_dim]
+  MatmulWeight gate, up, down;               // [d_ff, d] ×2, [d, d_ff]
 };
 
 namespace {
+
+// Rows [first, first + count) of a fused tensor; count < 0: all of it.
+struct Part {
+  int64_t first = 0, count = -1;
+};
 
 // Loads the checkpoint's tensors in the types the kernels take, checking shapes.
 class WeightLoader {
@@ -29,13 +35,23 @@ class WeightLoader {
 
   // A Linear weight [rows, cols]: used in place (float types, and block formats that run
   // natively), or dequantized when asked to.
-  TensorView matrix(const std::string& name, int64_t rows, int64_t cols) {
-    const TensorView& w = checked(name, {rows, cols});
+  TensorView matrix(const std::string& name, int64_t rows, int64_t cols) { return matrix_part(name, rows, cols, {}); }
+  // Rows `part` of a fused matrix of `rows` rows (GLM's attn_qkv and gate/up ffn_up): a
+  // view of whole rows, so every path treats it as a weight of its own.
+  TensorView matrix_part(const std::string& name, int64_t rows, int64_t cols, Part part) {
+    TensorView w = checked(name, {rows, cols});
+    if (part.count >= 0) w = w.slice_rows(part.first, part.count);
     return traits(w.dtype()).is_float || !dequantize_ ? w : convert(w, dequantize_to_);
   }
-  // A vector (norm weight, bias) as f32.
-  TensorView vector(const std::string& name, int64_t n) {
-    const TensorView& w = checked(name, {n});
+  // A vector (norm weight, bias) as f32; `part`: elements [first, + count) of it.
+  TensorView vector(const std::string& name, int64_t n, Part part = {}) {
+    TensorView w = checked(name, {n});
+    if (part.count >= 0) {
+      QILIN_CHECK(traits(w.dtype()).block_size == 1, "model", "{}: the fused vector {} is stored as {}", c_.path(),
+                  name, name_of(w.dtype()));
+      w = TensorView(static_cast<char*>(w.data()) + row_bytes(w.dtype(), part.first), Shape{part.count}, w.dtype(),
+                     w.device());
+    }
     return w.dtype() == DType::f32 ? w : convert(w, DType::f32);
   }
   TensorView optional_vector(const std::string& name, int64_t n, bool wanted) {
@@ -86,7 +102,6 @@ Decoder::Decoder(const Checkpoint& checkpoint, const DecoderOptions& options, Th
     : config_(checkpoint.config()), options_(options) {
   const ModelConfig& c = config_;
   c.validate();
-  if (c.family == ModelFamily::glm4) fail("model", "{}: the glm4 family is not supported yet", checkpoint.path());
   QILIN_CHECK(options.dequantize_to == DType::f32 || options.dequantize_to == DType::f16 ||
                   options.dequantize_to == DType::bf16,
               "model", "dequantize_to must be f32, f16 or bf16, not {}", name_of(options.dequantize_to));
@@ -106,12 +121,15 @@ Decoder::Decoder(const Checkpoint& checkpoint, const DecoderOptions& options, Th
   }
   output_norm_ = load.vector("output_norm.weight", d);
   const bool tied = c.tied_embeddings || checkpoint.find("output.weight") == nullptr;
-  // A matmul weight, copied into huge pages unless mmap_weights, prepared for up to
-  // `rows` activation rows, and its mapped pages released once held as a copy.
-  auto matmul_weight = [&](const std::string& tensor, int64_t n, int64_t k, int64_t rows) {
-    MatmulWeight w(load.matrix(tensor, n, k));
+  // A matmul weight (rows `part` of the stored [n, k] tensor when it is fused), copied into
+  // huge pages unless mmap_weights, prepared for up to `rows` activation rows, and its
+  // mapped pages released once held as a copy.
+  auto matmul_weight = [&](const std::string& tensor, int64_t n, int64_t k, int64_t rows, Part part = {}) {
+    MatmulWeight w(load.matrix_part(tensor, n, k, part));
     const TensorView stored = w.view();
-    const bool from_file = checkpoint.require(tensor).data() == stored.data();  // not dequantized at load
+    const TensorView& in_file = checkpoint.require(tensor);
+    const void* file_rows = part.count >= 0 ? in_file.slice_rows(part.first, part.count).data() : in_file.data();
+    const bool from_file = file_rows == stored.data();  // not dequantized at load
     if (from_file && !options.mmap_weights) w.make_resident(resident_, &pool);
     w.prepare(rows, options.matmul, &pool);
     if (from_file && w.holds_copy()) checkpoint.release_pages(stored);
@@ -125,21 +143,40 @@ Decoder::Decoder(const Checkpoint& checkpoint, const DecoderOptions& options, Th
   layers_.reserve(static_cast<size_t>(c.n_layers));
   for (int64_t il = 0; il < c.n_layers; ++il) {
     auto name = [il](std::string_view suffix) { return layer_tensor(il, suffix); };
+    // Q, K and V: their own tensors, or row ranges of attn_qkv (THUDM's GLM layout).
+    const std::string qkv = name("attn_qkv.weight"), qkv_bias = name("attn_qkv.bias");
+    const int64_t qkv_rows = q_dim + 2 * kv_dim;
+    auto projection = [&](const char* which, int64_t first, int64_t n) {
+      if (c.qkv_fused) return matmul_weight(qkv, qkv_rows, d, max_m, {first, n});
+      return matmul_weight(name(fmt::format("attn_{}.weight", which)), n, d, max_m);
+    };
+    auto bias = [&](const char* which, int64_t first, int64_t n) -> TensorView {
+      if (!c.qkv_bias) return {};
+      if (c.qkv_fused) return load.vector(qkv_bias, qkv_rows, {first, n});
+      return load.vector(name(fmt::format("attn_{}.bias", which)), n);
+    };
+    // Gate and up: their own tensors, or the two halves of ffn_up (GLM, gate first).
+    const std::string up = name("ffn_up.weight");
+    const bool fused_ffn = c.ffn_gate_up_fused;
     Layer layer{
-        load.vector(name("attn_norm.weight"), d),
-        load.vector(name("ffn_norm.weight"), d),
-        load.optional_vector(name("attn_q.bias"), q_dim, c.qkv_bias),
-        load.optional_vector(name("attn_k.bias"), kv_dim, c.qkv_bias),
-        load.optional_vector(name("attn_v.bias"), kv_dim, c.qkv_bias),
-        load.optional_vector(name("attn_q_norm.weight"), c.head_dim, c.qk_norm),
-        load.optional_vector(name("attn_k_norm.weight"), c.head_dim, c.qk_norm),
-        matmul_weight(name("attn_q.weight"), q_dim, d, max_m),
-        matmul_weight(name("attn_k.weight"), kv_dim, d, max_m),
-        matmul_weight(name("attn_v.weight"), kv_dim, d, max_m),
-        matmul_weight(name("attn_output.weight"), d, q_dim, max_m),
-        matmul_weight(name("ffn_gate.weight"), c.d_ff, d, max_m),
-        matmul_weight(name("ffn_up.weight"), c.d_ff, d, max_m),
-        matmul_weight(name("ffn_down.weight"), d, c.d_ff, max_m),
+        .attn_norm = load.vector(name("attn_norm.weight"), d),
+        .ffn_norm = load.vector(name("ffn_norm.weight"), d),
+        .bq = bias("q", 0, q_dim),
+        .bk = bias("k", q_dim, kv_dim),
+        .bv = bias("v", q_dim + kv_dim, kv_dim),
+        .q_norm = load.optional_vector(name("attn_q_norm.weight"), c.head_dim, c.qk_norm),
+        .k_norm = load.optional_vector(name("attn_k_norm.weight"), c.head_dim, c.qk_norm),
+        .attn_post_norm = load.optional_vector(name("post_attention_norm.weight"), d, c.post_norms),
+        .ffn_post_norm = load.optional_vector(name("post_ffw_norm.weight"), d, c.post_norms),
+        .wq = projection("q", 0, q_dim),
+        .wk = projection("k", q_dim, kv_dim),
+        .wv = projection("v", q_dim + kv_dim, kv_dim),
+        .wo = matmul_weight(name("attn_output.weight"), d, q_dim, max_m),
+        .gate = fused_ffn ? matmul_weight(up, 2 * c.d_ff, d, max_m, {0, c.d_ff})
+                          : matmul_weight(name("ffn_gate.weight"), c.d_ff, d, max_m),
+        .up =
+            fused_ffn ? matmul_weight(up, 2 * c.d_ff, d, max_m, {c.d_ff, c.d_ff}) : matmul_weight(up, c.d_ff, d, max_m),
+        .down = matmul_weight(name("ffn_down.weight"), d, c.d_ff, max_m),
     };
     layers_.push_back(std::move(layer));
   }
@@ -298,6 +335,7 @@ void Decoder::attention_block(const Layer& layer, int64_t il, std::span<const Fo
     first += count;
   }
   matmul(out, layer.wo, h, pool, options_.matmul);
+  if (c.post_norms) rmsnorm(h, layer.attn_post_norm, c.norm_eps, h, pool);  // GLM-4-0414
   add_inplace(x, h, pool);
 }
 
@@ -312,6 +350,7 @@ void Decoder::mlp_block(const Layer& layer, int64_t n_tokens, ThreadPool& pool) 
   matmul_group(h, gate_up_w, gate_up_y, pool, options_.matmul);
   swiglu(gate, up, gate, pool);
   matmul(gate, layer.down, h, pool, options_.matmul);
+  if (config_.post_norms) rmsnorm(h, layer.ffn_post_norm, config_.norm_eps, h, pool);  // GLM-4-0414
   add_inplace(x, h, pool);
 }
 

@@ -1,11 +1,16 @@
-// Decoder: the forward pass shared by the Llama, Qwen2 and Qwen3 families.
+// Decoder: the forward pass shared by the Llama, Qwen2, Qwen3 and GLM families.
 //
 //   x = embed(tokens)
 //   per layer:  h = rmsnorm(x);  q, k, v = h·Wq (+bq), h·Wk (+bk), h·Wv (+bv)
 //               [Qwen3: rmsnorm over each head of q and k]
-//               rope(q, k);  cache ← k, v;  x += attention(q, cache)·Wo
-//               h = rmsnorm(x);  x += (silu(h·Wgate) * h·Wup)·Wdown
+//               rope(q, k);  cache ← k, v;  h = attention(q, cache)·Wo
+//               [GLM-4-0414: h = rmsnorm(h)];  x += h
+//               h = rmsnorm(x);  h = (silu(h·Wgate) * h·Wup)·Wdown
+//               [GLM-4-0414: h = rmsnorm(h)];  x += h
 //   logits = rmsnorm(x)·Wout   (Wout = the embedding when tied)
+//
+// Fused weights (GLM's attn_qkv and gate/up ffn_up) are split at load into views of
+// their rows, so the forward pass is the same for every family.
 //
 // One forward pass takes tokens of several sequences (KV-cache slots) at once:
 // the matmuls see all their rows together, attention runs per sequence. Prefill

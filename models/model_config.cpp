@@ -27,7 +27,10 @@ constexpr FamilyNames kFamilies[] = {
     {ModelFamily::qwen2, "qwen2", "Qwen2ForCausalLM", "qwen2"},
     {ModelFamily::qwen3, "qwen3", "Qwen3ForCausalLM", "qwen3"},
     {ModelFamily::glm4, "glm4", "Glm4ForCausalLM", "glm4"},
+    {ModelFamily::chatglm, "chatglm", "GlmForCausalLM", "glm"},
 };
+
+bool is_glm(ModelFamily f) { return f == ModelFamily::chatglm || f == ModelFamily::glm4; }
 
 // The object `key` of `j` holding a positive integer; `fallback` (0: required) when absent.
 int64_t positive_int(const Json& j, const char* key, int64_t fallback, std::string_view file) {
@@ -61,8 +64,9 @@ int32_t token_id(const Json& j, const char* key, std::string_view file) {
 
 // The RoPE parameters: transformers 5 writes "rope_parameters" {"rope_theta", "rope_type",
 // "partial_rotary_factor"}, possibly nested by layer type; older configs write "rope_theta"
-// and "partial_rotary_factor" at the top and "rope_scaling" (null for plain RoPE).
-void read_rope(const Json& j, ModelConfig& c, std::string_view file) {
+// and "partial_rotary_factor" at the top and "rope_scaling" (null for plain RoPE). A config
+// that names no factor gets `default_partial` (GLM's configuration classes default to 0.5).
+void read_rope(const Json& j, ModelConfig& c, std::string_view file, double default_partial) {
   Json params = Json::object();
   for (const char* key : {"rope_parameters", "rope_scaling"}) {
     const auto it = j.find(key);
@@ -79,8 +83,8 @@ void read_rope(const Json& j, ModelConfig& c, std::string_view file) {
   if (type != "default")
     fail(file, "RoPE scaling '{}' is not supported (only plain RoPE: rope_type \"default\")", type);
   c.rope_theta = positive_number(params, "rope_theta", positive_number(j, "rope_theta", 10000.0, file), file);
-  const double partial =
-      positive_number(params, "partial_rotary_factor", positive_number(j, "partial_rotary_factor", 1.0, file), file);
+  const double partial = positive_number(params, "partial_rotary_factor",
+                                         positive_number(j, "partial_rotary_factor", default_partial, file), file);
   if (partial > 1.0) fail(file, "partial_rotary_factor is {}, more than 1", partial);
   c.rope_dim = static_cast<int64_t>(static_cast<double>(c.head_dim) * partial);  // int() as transformers
 }
@@ -160,7 +164,8 @@ ModelConfig ModelConfig::from_hf_json(std::string_view json, std::string_view na
     }
     const std::string model_type = j.value("model_type", std::string());
     if (!model_family_from_hf(arch, &c.family) && !model_family_from_hf(model_type, &c.family)) {
-      fail(name, "architecture '{}' (model_type '{}') is not supported (llama, qwen2, qwen3, glm4)", arch, model_type);
+      fail(name, "architecture '{}' (model_type '{}') is not supported (llama, qwen2, qwen3, glm, glm4)", arch,
+           model_type);
     }
     const std::string act = j.value("hidden_act", j.value("hidden_activation", std::string("silu")));
     if (act != "silu") fail(name, "hidden_act '{}' is not supported (silu)", act);
@@ -173,7 +178,7 @@ ModelConfig ModelConfig::from_hf_json(std::string_view json, std::string_view na
     c.vocab_size = positive_int(j, "vocab_size", 0, name);
     c.max_context = positive_int(j, "max_position_embeddings", 0, name);
     c.norm_eps = static_cast<float>(positive_number(j, "rms_norm_eps", 1e-6, name));
-    read_rope(j, c, name);
+    read_rope(j, c, name, is_glm(c.family) ? 0.5 : 1.0);
     if (const auto it = j.find("tie_word_embeddings"); it != j.end() && !it->is_null()) {
       if (!it->is_boolean()) fail(name, "tie_word_embeddings is {}, not a boolean", it->dump());
       c.tied_embeddings = it->get<bool>();
@@ -198,7 +203,13 @@ ModelConfig ModelConfig::from_hf_json(std::string_view json, std::string_view na
           fail(name, "use_sliding_window is true: sliding-window attention is not supported");
         break;
       case ModelFamily::glm4:
+      case ModelFamily::chatglm:
+        // transformers' GlmAttention: bias on q/k/v as attention_bias says (true by default),
+        // rotary on pairs (2i, 2i+1) of the first rope_dim dims; GlmMLP: gate_up_proj, gate first.
         c.qkv_bias = j.value("attention_bias", true);
+        c.rope_interleaved = true;
+        c.ffn_gate_up_fused = true;
+        c.post_norms = c.family == ModelFamily::glm4;
         break;
     }
   } catch (const Json::exception& e) {
@@ -224,7 +235,7 @@ ModelConfig ModelConfig::from_gguf(const GgufFile& file) {
   ModelConfig c;
   const std::string arch = file.require_string("general.architecture");
   if (!model_family_from_gguf_arch(arch, &c.family))
-    fail(path, "general.architecture '{}' is not supported (llama, qwen2, qwen3, glm4)", arch);
+    fail(path, "general.architecture '{}' is not supported (llama, qwen2, qwen3, glm4, chatglm)", arch);
   c.name = file.get_string("general.name", "");
   const auto key = [&](std::string_view suffix) { return fmt::format("{}.{}", arch, suffix); };
   c.n_layers = file.require_int(key("block_count"));
@@ -258,11 +269,19 @@ ModelConfig ModelConfig::from_gguf(const GgufFile& file) {
   } else if (file.has("tokenizer.ggml.tokens")) {
     c.vocab_size = static_cast<int64_t>(file.require("tokenizer.ggml.tokens").size());
   }
-  c.rope_interleaved = c.family == ModelFamily::llama;
+  // llama.cpp permutes the llama family's Q/K rows into (2i, 2i+1) pairs; GLM's are stored
+  // that way (llama.cpp runs both GLM archs with LLAMA_ROPE_TYPE_NORM, adjacent pairs).
+  c.rope_interleaved = c.family == ModelFamily::llama || is_glm(c.family);
   c.tied_embeddings = file.find_tensor("output.weight") == nullptr;
-  c.qkv_bias = c.family == ModelFamily::qwen2 ||
-               (c.family == ModelFamily::glm4 && file.find_tensor("blk.0.attn_q.bias") != nullptr);
+  // GLM files converted from THUDM's own checkpoints keep Q, K and V fused (attn_qkv), those
+  // from transformers' GlmForCausalLM / Glm4ForCausalLM have them apart; either may carry a bias.
+  c.qkv_fused = is_glm(c.family) && file.find_tensor("blk.0.attn_qkv.weight") != nullptr;
+  c.qkv_bias =
+      c.family == ModelFamily::qwen2 ||
+      (is_glm(c.family) && file.find_tensor(c.qkv_fused ? "blk.0.attn_qkv.bias" : "blk.0.attn_q.bias") != nullptr);
   c.qk_norm = c.family == ModelFamily::qwen3;
+  c.ffn_gate_up_fused = is_glm(c.family);
+  c.post_norms = c.family == ModelFamily::glm4;
   const auto id = [&](const char* k) {
     const int64_t v = file.get_int(k, -1);
     QILIN_CHECK(v >= -1 && v <= INT32_MAX, path, "{} is {}", k, v);

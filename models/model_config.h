@@ -7,7 +7,11 @@
 //   qwen2  (Qwen2, Qwen2.5)  bias on the Q/K/V projections, large RoPE theta
 //   qwen3                    RMSNorm on each head of Q and K, no Q/K/V bias, head_dim
 //                            independent of d_model / n_heads
-//   glm4   (GLM-4)           (layout filled in by the ChatGLM issue)
+//   chatglm (GLM-4-9B-chat: HF GlmForCausalLM, GGUF "chatglm")  bias on Q/K/V, gate and up
+//                            fused in one matrix, RoPE on the first half of each head in
+//                            the interleaved (2i, 2i+1) layout, few KV heads
+//   glm4   (GLM-4-0414: HF Glm4ForCausalLM, GGUF "glm4")  chatglm plus an RMSNorm on the
+//                            attention output and on the MLP output before each residual add
 #pragma once
 
 #include <cstdint>
@@ -18,10 +22,10 @@ namespace qilin {
 
 class GgufFile;
 
-enum class ModelFamily : uint8_t { llama, qwen2, qwen3, glm4 };
+enum class ModelFamily : uint8_t { llama, qwen2, qwen3, glm4, chatglm };
 
 std::string_view name_of(ModelFamily f) noexcept;
-// GGUF general.architecture ("llama", "qwen2", "qwen3", "glm4"); false when unknown.
+// GGUF general.architecture ("llama", "qwen2", "qwen3", "glm4", "chatglm"); false when unknown.
 bool model_family_from_gguf_arch(std::string_view arch, ModelFamily* out) noexcept;
 // Hugging Face "architectures"[0] / "model_type" ("LlamaForCausalLM", "qwen2", ...).
 bool model_family_from_hf(std::string_view architecture_or_type, ModelFamily* out) noexcept;
@@ -46,12 +50,20 @@ struct ModelConfig {
   // How the Q/K weights pair the dimensions RoPE rotates. Hugging Face checkpoints pair
   // (i, i + rope_dim/2) ("rotate_half"); llama.cpp's converter permutes the Q/K rows of
   // the llama family so that GGUF llama files pair (2i, 2i + 1). from_gguf sets it for
-  // llama files; everything else (Qwen2/3 in either format) is false.
+  // llama files; GLM pairs (2i, 2i + 1) in both formats; Qwen2/3 are false in both.
   bool rope_interleaved = false;
 
   bool tied_embeddings = false;  // lm_head shares token_embd (no output.weight stored)
-  bool qkv_bias = false;         // Qwen2
+  bool qkv_bias = false;         // Qwen2, GLM
   bool qk_norm = false;          // Qwen3
+  // GGUF files converted from THUDM's ChatGLM checkpoints hold Q, K and V as one matrix
+  // attn_qkv [q_dim + 2 kv_dim, d] (Q rows, then K, then V; bias likewise).
+  bool qkv_fused = false;
+  // GLM: gate and up projections stored as one matrix ffn_up [2 d_ff, d], gate rows first.
+  bool ffn_gate_up_fused = false;
+  // GLM-4-0414: RMSNorm on the attention output (post_attention_norm) and on the MLP output
+  // (post_ffw_norm), each before its residual add.
+  bool post_norms = false;
 
   int32_t bos_id = -1;
   int32_t eos_id = -1;

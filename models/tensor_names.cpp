@@ -38,11 +38,14 @@ constexpr NamePair kLayerQkNorm[] = {
     {"self_attn.q_norm.weight", "attn_q_norm.weight"},
     {"self_attn.k_norm.weight", "attn_k_norm.weight"},
 };
-// GLM-4: norms after attention and MLP, and gate and up fused in one matrix (llama.cpp keeps it as ffn_up).
-constexpr NamePair kLayerGlm4[] = {
+// GLM: gate and up fused in one matrix (llama.cpp keeps it as ffn_up, [2 d_ff, d]).
+constexpr NamePair kLayerGateUpFused[] = {
+    {"mlp.gate_up_proj.weight", "ffn_up.weight"},
+};
+// GLM-4-0414: norms after attention and after the MLP.
+constexpr NamePair kLayerPostNorms[] = {
     {"post_self_attn_layernorm.weight", "post_attention_norm.weight"},
     {"post_mlp_layernorm.weight", "post_ffw_norm.weight"},
-    {"mlp.gate_up_proj.weight", "ffn_up.weight"},
 };
 
 constexpr std::string_view kHfLayerPrefix = "model.layers.";
@@ -66,7 +69,10 @@ bool split_layer_name(std::string_view name, std::string_view prefix, int64_t* l
 template <class Fn>
 bool for_each_layer_table(ModelFamily family, Fn&& fn) {
   if (fn(std::span<const NamePair>(kLayerCommon))) return true;
-  if (family == ModelFamily::glm4) return fn(std::span<const NamePair>(kLayerGlm4));
+  if (family == ModelFamily::glm4 || family == ModelFamily::chatglm) {
+    if (fn(std::span<const NamePair>(kLayerGateUpFused))) return true;
+    return family == ModelFamily::glm4 && fn(std::span<const NamePair>(kLayerPostNorms));
+  }
   if (fn(std::span<const NamePair>(kLayerGateUp))) return true;
   return family == ModelFamily::qwen3 && fn(std::span<const NamePair>(kLayerQkNorm));
 }
@@ -105,30 +111,40 @@ bool is_hf_buffer(std::string_view hf_name) {
 }
 
 std::vector<TensorSpec> expected_tensors(const ModelConfig& c) {
-  if (c.family == ModelFamily::glm4) fail("tensor_names", "the glm4 family's tensor layout is not supported yet");
   const int64_t d = c.d_model, q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
   std::vector<TensorSpec> out;
   out.push_back({"token_embd.weight", {c.vocab_size, d}});
   for (int64_t il = 0; il < c.n_layers; ++il) {
     const auto add = [&](std::string_view suffix, Shape shape) { out.push_back({layer_tensor(il, suffix), shape}); };
     add("attn_norm.weight", {d});
-    add("attn_q.weight", {q_dim, d});
-    add("attn_k.weight", {kv_dim, d});
-    add("attn_v.weight", {kv_dim, d});
-    if (c.qkv_bias) {
-      add("attn_q.bias", {q_dim});
-      add("attn_k.bias", {kv_dim});
-      add("attn_v.bias", {kv_dim});
+    if (c.qkv_fused) {
+      add("attn_qkv.weight", {q_dim + 2 * kv_dim, d});
+      if (c.qkv_bias) add("attn_qkv.bias", {q_dim + 2 * kv_dim});
+    } else {
+      add("attn_q.weight", {q_dim, d});
+      add("attn_k.weight", {kv_dim, d});
+      add("attn_v.weight", {kv_dim, d});
+      if (c.qkv_bias) {
+        add("attn_q.bias", {q_dim});
+        add("attn_k.bias", {kv_dim});
+        add("attn_v.bias", {kv_dim});
+      }
     }
     if (c.qk_norm) {
       add("attn_q_norm.weight", {c.head_dim});
       add("attn_k_norm.weight", {c.head_dim});
     }
     add("attn_output.weight", {d, q_dim});
+    if (c.post_norms) add("post_attention_norm.weight", {d});
     add("ffn_norm.weight", {d});
-    add("ffn_gate.weight", {c.d_ff, d});
-    add("ffn_up.weight", {c.d_ff, d});
+    if (c.ffn_gate_up_fused) {
+      add("ffn_up.weight", {2 * c.d_ff, d});
+    } else {
+      add("ffn_gate.weight", {c.d_ff, d});
+      add("ffn_up.weight", {c.d_ff, d});
+    }
     add("ffn_down.weight", {d, c.d_ff});
+    if (c.post_norms) add("post_ffw_norm.weight", {d});
   }
   out.push_back({"output_norm.weight", {d}});
   if (!c.tied_embeddings) out.push_back({"output.weight", {c.vocab_size, d}});

@@ -34,8 +34,8 @@ struct TensorSpec {
   Shape shape;
 };
 // Every weight a checkpoint of `config` holds: token_embd, blk.0.* ... blk.N.*,
-// output_norm, output (unless tied). Throws
-// qilin::Error for a family whose layout Qilin does not know yet (glm4).
+// output_norm, output (unless tied), in the layout the config's flags describe (fused QKV
+// or gate/up, post-norms).
 std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
 
 }  // namespace qilin

@@ -126,6 +126,26 @@ TEST_CASE("model_config: GLM-4 is recognised, with partial rotary", "[model_conf
   CHECK(c.eos_id == 151329);
   CHECK(c.bos_id == -1);
   CHECK_FALSE(c.tied_embeddings);
+  CHECK(c.rope_interleaved);  // transformers' GLM rotates pairs (2i, 2i+1)
+  CHECK(c.ffn_gate_up_fused);
+  CHECK(c.post_norms);
+  CHECK_FALSE(c.qkv_fused);  // only GGUF files converted from THUDM's checkpoints fuse Q/K/V
+
+  // GlmForCausalLM (GLM-4-9B-chat-hf): the same without post-norms; llama.cpp's arch "chatglm".
+  std::string glm = kGlm4;
+  glm.replace(glm.find("Glm4ForCausalLM"), 15, "GlmForCausalLM");
+  glm.replace(glm.find(R"("glm4")"), 6, R"("glm")");
+  const ModelConfig g = ModelConfig::from_hf_json(glm);
+  CHECK(g.family == ModelFamily::chatglm);
+  CHECK(name_of(g.family) == "chatglm");
+  CHECK(g.rope_dim == 64);
+  CHECK(g.ffn_gate_up_fused);
+  CHECK_FALSE(g.post_norms);
+  // No partial_rotary_factor: GlmConfig's default, a half.
+  glm.erase(glm.find(R"("partial_rotary_factor": 0.5, )"), 30);
+  CHECK(ModelConfig::from_hf_json(glm).rope_dim == 64);
+  glm.replace(glm.find(R"("attention_bias": true)"), 22, R"("attention_bias": false)");
+  CHECK_FALSE(ModelConfig::from_hf_json(glm).qkv_bias);
 }
 
 TEST_CASE("model_config: defaults and the RoPE settings' places", "[model_config]") {
@@ -246,6 +266,18 @@ TEST_CASE("model_config: from_gguf reads llama.cpp's keys", "[model_config]") {
   CHECK(qwen2.qkv_bias);
   CHECK(ModelConfig::from_gguf(write("qwen3", true, false)).qk_norm);
 
+  const ModelConfig glm4 = ModelConfig::from_gguf(write("glm4", true, false));
+  CHECK(glm4.family == ModelFamily::glm4);
+  CHECK(glm4.rope_interleaved);  // llama.cpp's LLAMA_ROPE_TYPE_NORM for both GLM archs
+  CHECK(glm4.post_norms);
+  CHECK(glm4.ffn_gate_up_fused);
+  CHECK_FALSE(glm4.qkv_bias);  // no blk.0.attn_q.bias in this file
+  const ModelConfig chatglm = ModelConfig::from_gguf(write("chatglm", true, false));
+  CHECK(chatglm.family == ModelFamily::chatglm);
+  CHECK(chatglm.rope_interleaved);
+  CHECK_FALSE(chatglm.post_norms);
+  CHECK_FALSE(chatglm.qkv_fused);  // no blk.0.attn_qkv.weight
+
   CHECK_THROWS_WITH(ModelConfig::from_gguf(write("gpt2", true, false)), Catch::Contains("'gpt2' is not supported"));
   GgufWriter missing;
   missing.add("general.architecture", GgufValue::string("llama"));
@@ -282,6 +314,8 @@ TEST_CASE("tensor_names: Hugging Face <-> GGUF both ways", "[model_config][tenso
       {ModelFamily::glm4, "model.layers.5.post_mlp_layernorm.weight", "blk.5.post_ffw_norm.weight"},
       {ModelFamily::glm4, "model.layers.5.mlp.gate_up_proj.weight", "blk.5.ffn_up.weight"},
       {ModelFamily::glm4, "model.layers.5.self_attn.q_proj.bias", "blk.5.attn_q.bias"},
+      {ModelFamily::chatglm, "model.layers.2.mlp.gate_up_proj.weight", "blk.2.ffn_up.weight"},
+      {ModelFamily::chatglm, "model.layers.2.self_attn.v_proj.bias", "blk.2.attn_v.bias"},
   };
   for (const Pair& p : pairs) {
     INFO(p.hf);
@@ -292,6 +326,7 @@ TEST_CASE("tensor_names: Hugging Face <-> GGUF both ways", "[model_config][tenso
   CHECK(gguf_name_from_hf(ModelFamily::llama, "model.layers.0.self_attn.q_norm.weight").empty());
   CHECK(gguf_name_from_hf(ModelFamily::glm4, "model.layers.0.mlp.up_proj.weight").empty());
   CHECK(hf_name_from_gguf(ModelFamily::glm4, "blk.0.ffn_gate.weight").empty());
+  CHECK(gguf_name_from_hf(ModelFamily::chatglm, "model.layers.0.post_mlp_layernorm.weight").empty());  // glm4 only
   CHECK(gguf_name_from_hf(ModelFamily::llama, "model.layers.0.self_attn.rotary_emb.inv_freq").empty());
   CHECK(is_hf_buffer("model.layers.0.self_attn.rotary_emb.inv_freq"));
   CHECK_FALSE(is_hf_buffer("model.layers.0.self_attn.q_proj.weight"));
@@ -330,5 +365,30 @@ TEST_CASE("tensor_names: expected_tensors lists each family's weights with their
   const std::vector<TensorSpec> t2 = expected_tensors(q2);
   CHECK(t2.size() == 3 + 24 * 12);  // + output; per layer 3 biases, no q/k norms
   CHECK(t2.back().name == "output.weight");
-  CHECK_THROWS_WITH(expected_tensors(ModelConfig::from_hf_json(kGlm4)), Catch::Contains("glm4"));
+
+  // GLM-4-0414: fused gate/up in ffn_up, post-norms, Q/K/V apart with biases.
+  const std::vector<TensorSpec> g4 = expected_tensors(ModelConfig::from_hf_json(kGlm4));
+  CHECK(g4.size() == 3 + 40 * 13);  // per layer: 2 norms, 2 post-norms, q/k/v + biases, o, up, down
+  const auto find4 = [&](const std::string& name) {
+    for (const TensorSpec& s : g4)
+      if (s.name == name) return s.shape;
+    FAIL("no " << name);
+    return Shape{};
+  };
+  CHECK(find4("blk.0.ffn_up.weight") == Shape{2 * 13696, 4096});
+  CHECK(find4("blk.39.post_attention_norm.weight") == Shape{4096});
+  CHECK(find4("blk.39.post_ffw_norm.weight") == Shape{4096});
+  CHECK(find4("blk.0.attn_k.bias") == Shape{2 * 128});
+  for (const TensorSpec& s : g4) CHECK(s.name.find("ffn_gate") == std::string::npos);
+  for (const TensorSpec& s : g4) CHECK_FALSE(hf_name_from_gguf(ModelFamily::glm4, s.name).empty());
+  // THUDM's layout in GGUF: one attn_qkv (+ bias) of q_dim + 2 kv_dim rows.
+  ModelConfig fused = ModelConfig::from_hf_json(kGlm4);
+  fused.qkv_fused = true;
+  fused.post_norms = false;
+  const std::vector<TensorSpec> gf = expected_tensors(fused);
+  CHECK(gf.size() == 3 + 40 * 7);
+  CHECK(gf[2].name == "blk.0.attn_qkv.weight");
+  CHECK(gf[2].shape == Shape{32 * 128 + 2 * 2 * 128, 4096});
+  CHECK(gf[3].name == "blk.0.attn_qkv.bias");
+  CHECK(gf[3].shape == Shape{32 * 128 + 2 * 2 * 128});
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tiny random-weight decoder models (Llama, Qwen2, Qwen3) and their reference logits, for the
+"""Tiny random-weight decoder models (Llama, Qwen2, Qwen3, GLM, GLM-4) and their reference logits, for the
 model tests: Qilin's f32 logits must match these within 1e-4 of the largest |logit|.
 
 Usage:
@@ -8,18 +8,26 @@ Usage:
 Needs: pip install torch transformers safetensors numpy
        (written with torch 2.15.0, transformers 5.23.0, safetensors 0.8.0, numpy 2.4; CPU only)
 
-Writes tests/data/models/<family>/ for family in llama, qwen2, qwen3: a Hugging Face folder as
+Writes tests/data/models/<family>/ for family in llama, qwen2, qwen3, glm, glm4: a Hugging Face folder as
 `save_pretrained` writes it (config.json, model.safetensors in float32, generation_config.json),
 no tokenizer, plus reference.json. Every parameter (embeddings, projections, biases, RMSNorm
 weights, Qwen3's q_norm/k_norm) is re-drawn from a seeded generator, so a bug in any of them
 changes the logits; norm weights are 1 + 0.1*randn, biases 0.5*randn.
 
+glm (GlmForCausalLM, GLM-4-9B-chat's layout) and glm4 (Glm4ForCausalLM, GLM-4-0414's): Q/K/V bias,
+2 KV heads for 4 query heads, rotary on the first half of each head in the interleaved (2i, 2i+1)
+layout, gate and up fused in mlp.gate_up_proj (gate rows first); glm4 adds post_self_attn_layernorm
+and post_mlp_layernorm, drawn as 1 + 0.3*randn so that a post-norm left out or put on the wrong
+side of a residual shows. glm has head_dim 16 (hidden/heads), glm4 head_dim 32 (set apart from
+hidden/heads, and a multiple of 32 for the q8_0 KV cache).
+
 config.json: transformers 5 writes RoPE as "rope_parameters": {"rope_theta", "rope_type"} and the
 weight type as "dtype"; checkpoints written by transformers 4 (most on the Hub, SmolLM2's and
 Qwen2.5's included) have top-level "rope_theta" and "torch_dtype". The llama folder is rewritten
 into that older layout (transformers reads both; the reference logits are computed from the
-folder as reloaded, so they hold for what is on disk); qwen2 and qwen3 keep the new layout, so a
-loader is tested on both. Tied models (qwen2, qwen3) have no lm_head.weight in the safetensors.
+folder as reloaded, so they hold for what is on disk); qwen2, qwen3 and glm4 keep the new layout,
+so a loader is tested on both. glm is rewritten too, as THUDM/glm-4-9b-chat-hf's config.json is,
+and without "partial_rotary_factor": GlmConfig's default (0.5) must be what a loader assumes. Tied models (qwen2, qwen3) have no lm_head.weight in the safetensors.
 
 reference.json (one per family):
   {
@@ -46,8 +54,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read when transformers is import
 
 import numpy as np
 import torch
-from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, Qwen2Config,
-                          Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
+from transformers import (AutoModelForCausalLM, Glm4Config, Glm4ForCausalLM, GlmConfig, GlmForCausalLM,
+                          LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
+                          Qwen3ForCausalLM)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VOCAB = 320
@@ -66,7 +75,16 @@ FAMILIES = {
     "qwen3": (Qwen3Config, Qwen3ForCausalLM,
               dict(COMMON, head_dim=32, rope_theta=1000000.0, rms_norm_eps=1e-6,
                    tie_word_embeddings=True), 3),
+    "glm": (GlmConfig, GlmForCausalLM,
+            dict(COMMON, head_dim=16, rms_norm_eps=1e-5, tie_word_embeddings=False, pad_token_id=None,
+                 attention_bias=True), 4),
+    "glm4": (Glm4Config, Glm4ForCausalLM,
+             dict(COMMON, head_dim=32, rms_norm_eps=1e-5, tie_word_embeddings=False, pad_token_id=None,
+                  attention_bias=True,
+                  rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.5)),
+             5),
 }
+LEGACY_CONFIG = {"llama", "glm"}  # rewritten into transformers 4's config.json layout
 
 
 def init_parameters(model, seed):
@@ -77,7 +95,9 @@ def init_parameters(model, seed):
     with torch.no_grad():
         for name, p in model.named_parameters():  # a tied lm_head is the embedding: drawn once
             noise = torch.randn(p.shape, generator=gen, dtype=torch.float32)
-            if "norm" in name:
+            if "post_self_attn_layernorm" in name or "post_mlp_layernorm" in name:
+                p.copy_(1.0 + 0.3 * noise)
+            elif "norm" in name:
                 p.copy_(1.0 + 0.1 * noise)
             elif name.endswith(".bias"):
                 p.copy_(0.5 * noise)
@@ -95,7 +115,10 @@ def rewrite_config_legacy(path):
     rope = cfg.pop("rope_parameters")
     assert rope.get("rope_type", "default") == "default", rope
     cfg["rope_theta"] = rope["rope_theta"]
-    cfg["rope_scaling"] = None
+    if cfg["model_type"] == "glm":
+        assert rope["partial_rotary_factor"] == 0.5  # left to GlmConfig's default
+    else:
+        cfg["rope_scaling"] = None
     cfg["torch_dtype"] = cfg.pop("dtype")
     with open(path, "w") as f:
         json.dump(cfg, f, indent=2, sort_keys=True)
@@ -179,7 +202,7 @@ def write(family):
     folder = os.path.join(HERE, family)
     os.makedirs(folder, exist_ok=True)
     model.save_pretrained(folder)
-    if family == "llama":
+    if family in LEGACY_CONFIG:
         rewrite_config_legacy(os.path.join(folder, "config.json"))
     ids, logits, max_abs, rel_err = reference_for(family, folder, seed)
     # The reloaded folder must be the model drawn above (a loader that dropped a tensor or
