@@ -296,3 +296,56 @@ TEST_CASE("perplexity refuses a window beyond the context, too short a window or
   CHECK_THROWS_AS(evaluate_perplexity(*model, ids, {.window = 2}), Error);
   CHECK_THROWS_AS(evaluate_perplexity(*model, std::span<const int32_t>(ids).first(20), {.window = 32}), Error);
 }
+
+TEST_CASE("perplexity with a reference: zero divergence from itself, log V - H(p) from a uniform model") {
+  TinyModel random_model, uniform_model;
+  write_tiny_model(random_model, "kl_random");
+  write_tiny_model(uniform_model, "kl_uniform", /*zero_output_norm=*/true);
+  const std::vector<int32_t> ids = text_as_bytes();
+  constexpr int64_t kWindow = 48;
+  const auto reference = load_for_perplexity(random_model.path.string(), kWindow, 16);
+
+  SECTION("the same model") {
+    const auto model = load_for_perplexity(random_model.path.string(), kWindow, 16);
+    const PerplexityResult r =
+        evaluate_perplexity(*model, ids, {.window = kWindow, .max_chunks = 2, .reference = reference.get()});
+    // Identical weights and passes: identical logits, so every term is exactly 0.
+    CHECK(r.divergence.mean_kl() == 0.0);
+    CHECK(r.divergence.kl_quantile(1.0) == 0.0f);
+    CHECK(r.same_top_fraction() == 1.0);
+    CHECK(r.reference_perplexity() == Approx(r.perplexity()).epsilon(1e-12));
+    CHECK(r.divergence.kl.size() == static_cast<size_t>(r.scored_tokens));
+  }
+  SECTION("a uniform model against a random reference") {
+    const auto model = load_for_perplexity(uniform_model.path.string(), kWindow, 16);
+    const PerplexityResult r =
+        evaluate_perplexity(*model, ids, {.window = kWindow, .max_chunks = 2, .reference = reference.get()});
+    // Oracle: KL(p || uniform) = log V - H(p), from the reference's logits of each whole window.
+    const auto whole = load_for_perplexity(random_model.path.string(), kWindow, kWindow);
+    double kl_sum = 0;
+    int64_t n = 0;
+    for (int64_t c = 0; c < 2; ++c) {
+      const std::vector<int32_t> w(ids.begin() + c * kWindow, ids.begin() + (c + 1) * kWindow);
+      whole->cache().clear(0);
+      const ForwardRequest req{0, w, true};
+      const TensorView logits = whole->decoder().forward({&req, 1}, whole->cache(), whole->pool());
+      for (int64_t pos = kWindow / 2; pos < kWindow - 1; ++pos, ++n) {
+        const auto* row = static_cast<const float*>(logits.row(pos));
+        double z = 0;
+        for (int64_t v = 0; v < kVocab; ++v) z += std::exp(static_cast<double>(row[v]));
+        double entropy = 0;
+        for (int64_t v = 0; v < kVocab; ++v) {
+          const double logp = row[v] - std::log(z);
+          entropy -= std::exp(logp) * logp;
+        }
+        kl_sum += std::log(static_cast<double>(kVocab)) - entropy;
+      }
+    }
+    REQUIRE(n == r.scored_tokens);
+    // As above: the reference's logits come from 16-row passes here and 48-row ones in
+    // the oracle, a few f32 ulps apart.
+    CHECK(r.divergence.mean_kl() == Approx(kl_sum / static_cast<double>(n)).epsilon(1e-5));
+    CHECK(r.divergence.mean_kl() > 0.01);
+    CHECK(r.perplexity() == Approx(static_cast<double>(kVocab)).epsilon(1e-9));
+  }
+}

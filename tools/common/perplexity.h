@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <vector>
 
 #include "models/model.h"
 
@@ -20,6 +21,22 @@ struct PerplexityOptions {
   // When >= 0, the first token of each window is replaced by this id (the
   // tokenizer's BOS, as llama-perplexity does for models that add one).
   int32_t bos_id = -1;
+  // When set, every window also runs through this model (same tokenizer and vocabulary,
+  // e.g. the f32 weights of a quantized model), and the result compares the two
+  // distributions at each scored position, like llama-perplexity's --kl-divergence.
+  Model* reference = nullptr;
+};
+
+// How far a model's next-token distributions are from a reference's.
+struct DivergenceStats {
+  double kl_sum = 0, kl2_sum = 0;  // KL(reference || model) in nats, and its square
+  double ref_nll_sum = 0;          // -log p of the right token under the reference
+  int64_t same_top = 0;            // positions where both rank the same token first
+  std::vector<float> kl;           // per scored position, for the quantiles
+
+  double mean_kl() const;
+  double kl_error() const;             // standard error of the mean
+  double kl_quantile(double q) const;  // e.g. 0.99; 0 when empty
 };
 
 struct PerplexityResult {
@@ -28,10 +45,13 @@ struct PerplexityResult {
   int64_t evaluated_tokens = 0;      // tokens run through the model
   double nll_sum = 0, nll2_sum = 0;  // sums of -log p and its square over the scored tokens
   double seconds = 0;                // forward passes and scoring
+  DivergenceStats divergence;        // filled when PerplexityOptions::reference is set
 
   double perplexity() const;        // exp(mean nll)
   double perplexity_error() const;  // standard error of the estimate (0 with < 2 scored tokens)
   double tokens_per_second() const { return seconds > 0 ? static_cast<double>(evaluated_tokens) / seconds : 0; }
+  double reference_perplexity() const;  // exp(mean reference nll); with a reference
+  double same_top_fraction() const;     // with a reference
 };
 
 // Evaluates the windows on slot 0 of the model (its cache is cleared before each),

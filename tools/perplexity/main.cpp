@@ -2,11 +2,12 @@
 // llama-perplexity (same windows, same scoring, same error estimate).
 //
 //   qilin-perplexity -m MODEL -f TEXT_FILE [-c 512] [-b 512] [--chunks N] [-t N]
-//                    [--kv-type f16|f32|q8_0] [--no-bf16]
+//                    [--kv-type f16|f32|q8_0] [--no-bf16] [--kl-reference MODEL]
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 
 #include "common/cli.h"
 #include "common/perplexity.h"
@@ -25,6 +26,9 @@ constexpr const char* kUsage = R"(usage: qilin-perplexity -m MODEL -f TEXT_FILE 
   --kv-type T          KV-cache type: f16, f32 or q8_0                        default f16
   --no-bf16            prompt matmuls in the weights' own type instead of bf16 (AMX)
   --mmap               read float weights from the page cache instead of huge-page copies
+  --kl-reference PATH  also run every window through this model (e.g. the f32 weights of a
+                       quantized one) and report the KL divergence of the model's next-token
+                       distributions from it, and how often both rank the same token first
 )";
 
 }  // namespace
@@ -46,6 +50,7 @@ int main(int argc, char** argv) try {
   const std::string kv = args.get({"--kv-type"}, "f16");
   const bool bf16 = !args.has({"--no-bf16"});
   const bool mmap = args.has({"--mmap"});
+  const std::string reference_path = args.get({"--kl-reference"});
   args.finish();
   if (model_path.empty() || text_path.empty()) {
     fmt::print(stderr, "{}", kUsage);
@@ -67,6 +72,12 @@ int main(int argc, char** argv) try {
   if (!model->has_tokenizer()) {
     fail("perplexity", "{} carries no vocabulary: perplexity needs the model's tokenizer", model_path);
   }
+  std::unique_ptr<Model> reference;
+  if (!reference_path.empty()) {
+    reference = Model::load(reference_path, load);
+    options.reference = reference.get();
+    fmt::print(stderr, "{}: the reference, loaded in {:.2f} s\n", reference_path, reference->load_seconds());
+  }
   const std::string text = tools::read_text_file(text_path);
   const tools::TokenizedText tokens = tools::tokenize_for_perplexity(model->tokenizer(), text);
   options.bos_id = tokens.bos_id;
@@ -77,12 +88,21 @@ int main(int argc, char** argv) try {
              model->options().threads);
 
   const tools::PerplexityResult result =
-      tools::evaluate_perplexity(*model, tokens.ids, options, [](const tools::PerplexityResult& r) {
-        fmt::print("[{}] {:.4f} ± {:.4f}   ({:.1f} tokens/s)\n", r.chunks, r.perplexity(), r.perplexity_error(),
-                   r.tokens_per_second());
+      tools::evaluate_perplexity(*model, tokens.ids, options, [&](const tools::PerplexityResult& r) {
+        fmt::print("[{}] {:.4f} ± {:.4f}", r.chunks, r.perplexity(), r.perplexity_error());
+        if (reference) fmt::print("   KL {:.6f}", r.divergence.mean_kl());
+        fmt::print("   ({:.1f} tokens/s)\n", r.tokens_per_second());
         std::fflush(stdout);
       });
   fmt::print("Final estimate: PPL = {:.4f} +/- {:.5f}\n", result.perplexity(), result.perplexity_error());
+  if (reference) {
+    const tools::DivergenceStats& d = result.divergence;
+    fmt::print("Reference PPL = {:.4f}; PPL ratio = {:.4f}\n", result.reference_perplexity(),
+               result.perplexity() / result.reference_perplexity());
+    fmt::print("KL divergence: mean {:.6f} +/- {:.6f}, median {:.6f}, 99% {:.6f}, max {:.6f}\n", d.mean_kl(),
+               d.kl_error(), d.kl_quantile(0.5), d.kl_quantile(0.99), d.kl_quantile(1.0));
+    fmt::print("Same top token: {:.2f}%\n", 100.0 * result.same_top_fraction());
+  }
   fmt::print(stderr, "{} tokens ({} scored) in {:.2f} s: {:.1f} tokens/s\n", result.evaluated_tokens,
              result.scored_tokens, result.seconds, result.tokens_per_second());
   return 0;
