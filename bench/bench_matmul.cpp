@@ -220,6 +220,22 @@ void register_all() {
       }
     }
   }
+  // bf16 compute at prefill shapes: the own AMX kernel (simd, converting weight panels
+  // on the fly) against oneDNN's (weights reordered to bf16 once, at prepare()).
+  // Qwen2.5-0.5B's MLP up-projection and SmolLM2-135M's.
+  for (DType dtype : {DType::f16, DType::f32, DType::bf16}) {
+    for (WeightShape s : {WeightShape{896, 4864}, WeightShape{576, 1536}}) {
+      for (MatmulPath path : {MatmulPath::simd, MatmulPath::onednn}) {
+        for (int64_t m : {8, 64, 512}) {
+          const std::string name = "matmul_bf16compute/" + std::string(name_of(path)) + "/" + dtype_name(dtype) + "/" +
+                                   std::to_string(s.k) + "x" + std::to_string(s.n) + "/M:" + std::to_string(m);
+          benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
+            run_matmul(st, path, dtype, s, m, true);
+          })->Unit(benchmark::kMicrosecond);
+        }
+      }
+    }
+  }
   for (DType dtype : {DType::f32, DType::bf16}) {
     for (MatmulPath path : {MatmulPath::automatic, MatmulPath::simd}) {
       const std::string name = "matmul_dram/" + std::string(name_of(path)) + "/" + dtype_name(dtype) + "/" +

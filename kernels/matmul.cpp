@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "core/error.h"
+#include "kernels/cpu/gemm_table.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/matmul_paths.h"
 
@@ -60,15 +61,16 @@ constexpr PlanRow kCpuPlan[] = {
     {DType::q6_k, 1, cpu::Isa::avx2, MatmulPath::simd},          {DType::q6_k, 1, cpu::Isa::ref, MatmulPath::ref},
 };
 
-// With MatmulOptions::allow_bf16_compute, f32 and f16 weights take oneDNN's bf16
-// path (AMX tiles or AVX512-BF16) from this many rows on; below it the weight
-// streams through the own GEMV/GEMM in its stored type, which is bandwidth-bound anyway.
-constexpr int64_t kBf16ComputeMinRows = 16;
-
 MatmulPath automatic_path(int64_t m, DType weight, const MatmulOptions& opts) {
   const cpu::Isa isa = cpu::active_isa();
-  if (opts.allow_bf16_compute && (weight == DType::f32 || weight == DType::f16) && m >= kBf16ComputeMinRows &&
-      isa >= cpu::Isa::avx512_bf16) {
+  // Where the level has own bf16-compute kernels (AMX), float weights that may be
+  // multiplied in bf16 never go to oneDNN, which would keep a reordered copy of
+  // each for the model's lifetime: the own tiles from a few rows on, the GEMV below.
+  if (opts.allow_bf16_compute && traits(weight).is_float && cpu::gemm_table(isa).gemm_bf16_fast) {
+    return MatmulPath::simd;
+  }
+  if (opts.allow_bf16_compute && (weight == DType::f32 || weight == DType::f16) &&
+      m >= detail::kOnednnBf16ComputeMinRows && isa >= cpu::Isa::avx512_bf16) {
     return MatmulPath::onednn;
   }
   for (const PlanRow& row : kCpuPlan) {
@@ -135,7 +137,7 @@ std::string describe_plan(MatmulPath path, int64_t m, const MatmulWeight& w, con
   switch (path) {
     case MatmulPath::ref:
     case MatmulPath::simd:
-      how = detail::cpu_kernel_name(m, w.view().dtype(), path == MatmulPath::ref);
+      how = detail::cpu_kernel_name(m, w.view().dtype(), path == MatmulPath::ref, opts);
       break;
     case MatmulPath::eigen:
       how = "Eigen at baseline flags";

@@ -37,8 +37,10 @@ bool matmul_path_from_name(std::string_view name, MatmulPath* out) noexcept;
 struct MatmulOptions {
   MatmulPath force = MatmulPath::automatic;  // automatic also consults QILIN_MATMUL
   bool verbose = false;                      // print the plan once per shape (also QILIN_VERBOSE=1)
-  // Lets the onednn path multiply f32 and f16 weights in bf16 (converted once, at prepare())
-  // for large M, where AMX runs an order of magnitude faster than any f32 path.
+  // Lets float weights be multiplied in bf16 for many rows (prefill), where AMX runs
+  // an order of magnitude faster than any f32 path: on AMX CPUs by the own tile kernels
+  // from 7 rows on (simd path; weight panels converted as they are read, no copy kept),
+  // elsewhere f32/f16 by oneDNN from 16 rows on (converted once, at prepare(), and kept).
   // Costs accuracy: weights and activations are rounded to bf16 (2^-8 relative each).
   bool allow_bf16_compute = false;
 };

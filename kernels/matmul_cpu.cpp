@@ -3,7 +3,12 @@
 // kernels/matmul_quant.cpp) with the output columns N split across the thread pool.
 //
 // Allocation-free once warm: the only scratch (for gemm kernels that pack a
-// block of W, and quantized x) is per-thread, allocated on a thread's first such call.
+// block of W, quantized x, and x rounded to bf16) is per-thread, allocated on a
+// thread's first such call.
+//
+// bf16 compute (MatmulOptions::allow_bf16_compute, many rows, a level whose
+// GemmTable::gemm_bf16 is fast): x is rounded to bf16 once per call, here, on the
+// pool; the kernels convert the weight panel by panel into their scratch.
 #include <cstring>
 #include <span>
 
@@ -29,8 +34,14 @@ const cpu::GemmTable& table_for(bool scalar_ref) {
   return cpu::gemm_table(scalar_ref ? cpu::Isa::ref : cpu::active_isa());
 }
 
-const cpu::GemmKernel& kernel_for(const cpu::GemmTable& table, int64_t m, DType w) {
+// The kernel for m rows; `bf16` selects the bf16-compute kernels (simd_bf16_compute).
+const cpu::GemmKernel& kernel_for(const cpu::GemmTable& table, int64_t m, DType w, bool bf16) {
+  if (bf16) return table.gemm_bf16[weight_index(w)];
   return m <= table.gemv_max_m ? table.gemv[weight_index(w)] : table.gemm[weight_index(w)];
+}
+
+bool uses_bf16_compute(const MatmulCall& c, bool scalar_ref) {
+  return !scalar_ref && simd_bf16_compute(c.m, c.w.view().dtype(), c.opts);
 }
 
 // The calling thread's scratch for kernels that ask for some, grown (never shrunk) on demand.
@@ -40,11 +51,59 @@ void* thread_scratch(size_t bytes) {
   return buffer.data();
 }
 
+// Elements of x below which rounding it on the pool is not worth a wake-up.
+constexpr int64_t kParallelRoundElements = int64_t{1} << 15;
+
+// x rounded to bf16 as the gemm_bf16 kernels read it (GemmArgs::xb), in the calling
+// thread's buffer (grown, never shrunk; every thread of the call reads it).
+void round_x_to_bf16(const MatmulCall& c, cpu::GemmArgs& args) {
+  int64_t ld = (c.k + cpu::kBf16KPad - 1) / cpu::kBf16KPad * cpu::kBf16KPad;
+  if (ld % 512 == 0) ld += cpu::kBf16KPad;  // rows a multiple of 1 KiB apart share L1 sets: 16-row tiles thrash
+  const int64_t rows = (c.m + cpu::kBf16RowPad - 1) / cpu::kBf16RowPad * cpu::kBf16RowPad;
+  thread_local AlignedBuffer buffer;
+  const size_t bytes = static_cast<size_t>(rows * ld) * 2;
+  if (buffer.size() < bytes) buffer = AlignedBuffer(bytes);
+  auto* xb = static_cast<uint16_t*>(buffer.data());
+  const auto round = cpu::gemm_table(cpu::active_isa()).round_to_bf16;
+  auto round_rows = [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      round(c.x + r * c.ldx, xb + r * ld, c.k);
+      std::memset(xb + r * ld + c.k, 0, static_cast<size_t>(ld - c.k) * 2);
+    }
+  };
+  if (c.m > 1 && c.m * c.k >= kParallelRoundElements) {
+    c.pool.parallel_for(c.m, 1, round_rows);
+  } else {
+    round_rows(0, c.m);
+  }
+  std::memset(xb + c.m * ld, 0, static_cast<size_t>((rows - c.m) * ld) * 2);
+  args.xb = xb;
+  args.ldxb = ld;
+}
+
+cpu::GemmArgs gemm_args(const MatmulCall& c) {
+  cpu::GemmArgs args;
+  args.x = c.x;
+  args.w = c.w.view().data();
+  args.y = c.y;
+  args.m = c.m;
+  args.k = c.k;
+  args.ldx = c.ldx;
+  args.ldy = c.ldy;
+  args.w_stride = c.w.view().row_stride_bytes();
+  return args;
+}
+
 }  // namespace
 
-const char* cpu_kernel_name(int64_t m, DType w, bool scalar_ref) {
+bool simd_bf16_compute(int64_t m, DType w, const MatmulOptions& opts) {
+  return opts.allow_bf16_compute && traits(w).is_float && m >= kSimdBf16ComputeMinRows &&
+         cpu::gemm_table(cpu::active_isa()).gemm_bf16_fast;
+}
+
+const char* cpu_kernel_name(int64_t m, DType w, bool scalar_ref, const MatmulOptions& opts) {
   if (is_quant_weight(w)) return quant_kernel_name(m, w, scalar_ref);
-  return kernel_for(table_for(scalar_ref), m, w).name;
+  return kernel_for(table_for(scalar_ref), m, w, !scalar_ref && simd_bf16_compute(m, w, opts)).name;
 }
 
 void run_cpu_kernels(const MatmulCall& call, bool scalar_ref) {
@@ -60,16 +119,10 @@ void run_cpu_kernels(const MatmulCall& call, bool scalar_ref) {
     });
     return;
   }
-  const cpu::GemmKernel& kernel = kernel_for(table_for(scalar_ref), call.m, call.w.view().dtype());
-  cpu::GemmArgs args;
-  args.x = call.x;
-  args.w = call.w.view().data();
-  args.y = call.y;
-  args.m = call.m;
-  args.k = call.k;
-  args.ldx = call.ldx;
-  args.ldy = call.ldy;
-  args.w_stride = call.w.view().row_stride_bytes();
+  const bool bf16 = uses_bf16_compute(call, scalar_ref);
+  const cpu::GemmKernel& kernel = kernel_for(table_for(scalar_ref), call.m, call.w.view().dtype(), bf16);
+  cpu::GemmArgs args = gemm_args(call);
+  if (bf16) round_x_to_bf16(call, args);
   const cpu::GemmFn fn = kernel.fn;
   const size_t scratch_bytes = kernel.scratch_bytes;
   call.pool.parallel_for(call.n, kernel.n_grain, [&](int64_t n0, int64_t n1) {
@@ -94,6 +147,7 @@ void run_cpu_kernels_group(std::span<const MatmulCall> calls, bool scalar_ref) {
   prepare_quant_jobs(calls.first(count), scalar_ref, quant);
   first_unit[0] = 0;
   size_t scratch_bytes = 0;
+  cpu::GemmArgs rounded;  // x in bf16, once for every call that multiplies in bf16
   for (size_t i = 0; i < count; ++i) {
     const MatmulCall& c = calls[i];
     if (quant[i].kernel != nullptr) {
@@ -101,15 +155,14 @@ void run_cpu_kernels_group(std::span<const MatmulCall> calls, bool scalar_ref) {
       const size_t bytes = quant[i].kernel->scratch_bytes(c.k);
       scratch_bytes = scratch_bytes > bytes ? scratch_bytes : bytes;
     } else {
-      kernels[i] = &kernel_for(table_for(scalar_ref), c.m, c.w.view().dtype());
-      args[i].x = c.x;
-      args[i].w = c.w.view().data();
-      args[i].y = c.y;
-      args[i].m = c.m;
-      args[i].k = c.k;
-      args[i].ldx = c.ldx;
-      args[i].ldy = c.ldy;
-      args[i].w_stride = c.w.view().row_stride_bytes();
+      const bool bf16 = uses_bf16_compute(c, scalar_ref);
+      kernels[i] = &kernel_for(table_for(scalar_ref), c.m, c.w.view().dtype(), bf16);
+      args[i] = gemm_args(c);
+      if (bf16) {
+        if (rounded.xb == nullptr) round_x_to_bf16(c, rounded);
+        args[i].xb = rounded.xb;
+        args[i].ldxb = rounded.ldxb;
+      }
       grain[i] = kernels[i]->n_grain;
       scratch_bytes = scratch_bytes > kernels[i]->scratch_bytes ? scratch_bytes : kernels[i]->scratch_bytes;
     }

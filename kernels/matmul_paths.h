@@ -27,13 +27,25 @@ struct MatmulCall {
   const MatmulOptions& opts;
 };
 
+// With MatmulOptions::allow_bf16_compute, float weights are multiplied in bf16 from
+// this many rows on (fewer rows stream the weight through the own GEMV in its stored
+// type, bandwidth-bound anyway): on the own AMX kernels where the active level has
+// them (simd_bf16_compute; from 7 rows, where the GEMV's 6-row tiles would stream the
+// weight twice), else f32 and f16 on oneDNN from 16 rows at avx512_bf16.
+inline constexpr int64_t kSimdBf16ComputeMinRows = 7;
+inline constexpr int64_t kOnednnBf16ComputeMinRows = 16;
+
+// Whether the simd path multiplies M rows by a weight of dtype w on the own
+// bf16-compute kernels (GemmTable::gemm_bf16 at a level where they are fast).
+bool simd_bf16_compute(int64_t m, DType w, const MatmulOptions& opts);
+
 // Own kernels (kernels/cpu/gemm_table.h): `ref` uses the scalar table, `simd`
 // the active ISA level's. Allocation-free after the first call of a shape.
 void run_cpu_kernels(const MatmulCall& call, bool scalar_ref);
 // Several calls with the same x in one parallel region (at most 8; see matmul_group).
 void run_cpu_kernels_group(std::span<const MatmulCall> calls, bool scalar_ref);
 // The name of the kernel run_cpu_kernels would use (for the verbose plan).
-const char* cpu_kernel_name(int64_t m, DType w, bool scalar_ref);
+const char* cpu_kernel_name(int64_t m, DType w, bool scalar_ref, const MatmulOptions& opts);
 
 // Quantized weights (kernels/matmul_quant.cpp): q8_0, q4_0, q4_1, q4_k, q6_k on the
 // own kernels (kernels/cpu/qgemm_table.h), activations quantized once per call.

@@ -38,17 +38,21 @@ struct PathCase {
 // abs_product_sums): f32 accumulation in any order stays within K·2^-24 of it
 // (the oracle sums in double: its own error is negligible); rounding x to bf16
 // (round-to-nearest, 8 significant bits) adds 2^-8, and so does rounding an
-// f32/f16 weight to bf16 when allow_bf16_compute lets oneDNN do it.
-double relative_bound(const PathCase& c, DType w, int64_t k) {
+// f32/f16 weight to bf16 when allow_bf16_compute lets oneDNN, or the simd path at
+// a level with own bf16-compute kernels (AMX; from a few rows on, taken as any here),
+// do it.
+double relative_bound(const PathCase& c, DType w, int64_t k, cpu::Isa level) {
   double bound = static_cast<double>(k) * 0x1p-24;
-  const bool bf16_x = c.path == MatmulPath::onednn && (w == DType::bf16 || c.allow_bf16);
+  const bool own_bf16 = c.path == MatmulPath::simd && c.allow_bf16 && cpu::gemm_table(level).gemm_bf16_fast;
+  const bool bf16_x = (c.path == MatmulPath::onednn && (w == DType::bf16 || c.allow_bf16)) || own_bf16;
   if (bf16_x) bound += 0x1p-8;
-  if (c.path == MatmulPath::onednn && c.allow_bf16 && w != DType::bf16) bound += 0x1p-8;
+  if ((c.path == MatmulPath::onednn || own_bf16) && c.allow_bf16 && w != DType::bf16) bound += 0x1p-8;
   return bound;
 }
 
 std::vector<PathCase> paths_for(DType w) {
-  std::vector<PathCase> paths{{MatmulPath::ref}, {MatmulPath::simd}, {MatmulPath::eigen}, {MatmulPath::automatic}};
+  std::vector<PathCase> paths{{MatmulPath::ref},       {MatmulPath::simd},       {MatmulPath::eigen},
+                              {MatmulPath::automatic}, {MatmulPath::simd, true}, {MatmulPath::automatic, true}};
   // oneDNN 2.6: f32 anywhere, bf16 only with AVX-512, no f16 unless converted to bf16.
   const bool onednn_bf16 = cpu::isa_supported(cpu::Isa::avx512);
   if (w == DType::f32 || (w == DType::bf16 && onednn_bf16)) paths.push_back({MatmulPath::onednn});
@@ -79,7 +83,7 @@ void check_all_paths(Values values, ThreadPool& pool) {
             matmul(x, weight, y, pool, opts);
             // Integer operands are exact on every path (see Values): no tolerance at all.
             const PathCase taken{plan_matmul(m, weight, opts), c.allow_bf16};
-            const double rel = values == Values::integers ? 0.0 : relative_bound(taken, wt, s.k);
+            const double rel = values == Values::integers ? 0.0 : relative_bound(taken, wt, s.k, level);
             double worst = 0;  // largest error as a fraction of what is allowed
             for (int64_t i = 0; i < m * s.n; ++i) {
               const double err = std::fabs(double{y.data_as<float>()[i]} - oracle.data_as<float>()[i]);
@@ -139,15 +143,22 @@ TEST_CASE("matmul: an uneven thread split gives the same result", "[matmul]") {
   ThreadPool pool3(3), pool1(1);
   for (DType wt : kWeightTypes) {
     const Tensor w = test::random_tensor(100, 96, wt, Values::reals, 7);
-    const Tensor x = test::random_tensor(5, 96, DType::f32, Values::reals, 8);
-    for (MatmulPath p : {MatmulPath::simd, MatmulPath::eigen, MatmulPath::ref}) {
-      Tensor y1 = Tensor::zeros({5, 100}, DType::f32), y3 = Tensor::zeros({5, 100}, DType::f32);
-      MatmulWeight weight(w);
-      matmul(x, weight, y1, pool1, {p});
-      matmul(x, weight, y3, pool3, {p});
-      // Each output is computed by one thread in the same order whatever the split: bit-identical.
-      INFO("path " << name_of(p) << ", w " << name_of(wt));
-      REQUIRE(std::memcmp(y1.data(), y3.data(), y1.nbytes()) == 0);
+    for (int64_t m : {5, 40}) {  // 40 rows: the own bf16-compute kernels where bf16 is allowed (AMX)
+      const Tensor x = test::random_tensor(m, 96, DType::f32, Values::reals, 8);
+      for (PathCase c : {PathCase{MatmulPath::simd}, PathCase{MatmulPath::eigen}, PathCase{MatmulPath::ref},
+                         PathCase{MatmulPath::simd, true}}) {
+        Tensor y1 = Tensor::zeros({m, 100}, DType::f32), y3 = Tensor::zeros({m, 100}, DType::f32);
+        MatmulWeight weight(w);
+        MatmulOptions opts;
+        opts.force = c.path;
+        opts.allow_bf16_compute = c.allow_bf16;
+        matmul(x, weight, y1, pool1, opts);
+        matmul(x, weight, y3, pool3, opts);
+        // Each output is computed by one thread in the same order whatever the split: bit-identical.
+        INFO("path " << name_of(c.path) << (c.allow_bf16 ? " (bf16 allowed)" : "") << ", w " << name_of(wt)
+                     << ", M=" << m);
+        REQUIRE(std::memcmp(y1.data(), y3.data(), y1.nbytes()) == 0);
+      }
     }
   }
 }
@@ -197,6 +208,42 @@ TEST_CASE("matmul: prepare() reorders the weight once, later calls reuse it", "[
   }
 }
 
+TEST_CASE("matmul: bf16 compute on the own AMX kernels keeps no copy of the weight", "[matmul]") {
+  if (!cpu::isa_supported(cpu::Isa::amx)) {
+    SUCCEED("no AMX: bf16 compute runs on oneDNN, which reorders the weight once");
+    return;
+  }
+  test::IsaGuard guard;
+  cpu::set_active_isa(cpu::Isa::amx);
+  ThreadPool pool(2);
+  MatmulOptions opts;
+  opts.allow_bf16_compute = true;
+  for (DType wt : kWeightTypes) {
+    const Tensor w = test::random_tensor(200, 96, wt, Values::reals, 41);
+    MatmulWeight weight(w);
+    weight.prepare(512, opts, &pool);
+    REQUIRE(weight.packed_bytes() == 0);
+    for (int64_t m : {7, 16, 33, 300, 512, 1, 6}) {
+      const Tensor x = test::random_tensor(m, 96, DType::f32, Values::reals, 42);
+      Tensor oracle = Tensor::empty({m, 200}, DType::f32), y = Tensor::empty({m, 200}, DType::f32);
+      matmul(x, weight, oracle, pool, {MatmulPath::ref});
+      matmul(x, weight, y, pool, opts);
+      INFO("w " << name_of(wt) << ", M=" << m);
+      REQUIRE(plan_matmul(m, weight, opts) == MatmulPath::simd);
+      REQUIRE(weight.packed_bytes() == 0);  // no path built a pack on first use either
+      const std::vector<double> scale = test::abs_product_sums(x, w);
+      // x (and an f32/f16 weight) rounded to bf16 from 7 rows on: 2^-8 relative each, f32 sums.
+      const double rel = 96 * 0x1p-24 + (m >= 7 ? (wt == DType::bf16 ? 0x1p-8 : 0x1p-7) : 0.0);
+      int64_t wrong = 0;
+      for (int64_t i = 0; i < m * 200; ++i) {
+        wrong +=
+            std::fabs(double{y.data_as<float>()[i]} - oracle.data_as<float>()[i]) > rel * scale[static_cast<size_t>(i)];
+      }
+      REQUIRE(wrong == 0);
+    }
+  }
+}
+
 TEST_CASE("matmul: the plan follows the table", "[matmul]") {
   test::IsaGuard guard;
   const Tensor wf = Tensor::zeros({64, 64}, DType::f32), wb = Tensor::zeros({64, 64}, DType::bf16),
@@ -221,6 +268,23 @@ TEST_CASE("matmul: the plan follows the table", "[matmul]") {
     REQUIRE(plan_matmul(4, bf16) == MatmulPath::onednn);
     REQUIRE(plan_matmul(6, f32) == MatmulPath::simd);
     REQUIRE(plan_matmul(7, f32) == MatmulPath::onednn);
+  }
+  // allow_bf16_compute: many rows on the own AMX kernels where the level has them, else on oneDNN.
+  MatmulOptions allow;
+  allow.allow_bf16_compute = true;
+  if (cpu::isa_supported(cpu::Isa::amx)) {
+    cpu::set_active_isa(cpu::Isa::amx);
+    for (const MatmulWeight* w : {&f32, &bf16, &f16}) {
+      REQUIRE(plan_matmul(512, *w, allow) == MatmulPath::simd);
+      REQUIRE(plan_matmul(7, *w, allow) == MatmulPath::simd);
+      REQUIRE(plan_matmul(4, *w, allow) == MatmulPath::simd);  // the GEMV: oneDNN would keep a copy
+    }
+  }
+  if (cpu::isa_supported(cpu::Isa::avx512_bf16)) {
+    cpu::set_active_isa(cpu::Isa::avx512_bf16);
+    REQUIRE(plan_matmul(512, f16, allow) == MatmulPath::onednn);
+    REQUIRE(plan_matmul(16, f32, allow) == MatmulPath::onednn);
+    REQUIRE(plan_matmul(15, f16, allow) == MatmulPath::simd);
   }
   REQUIRE(plan_matmul(512, f32, {MatmulPath::eigen}) == MatmulPath::eigen);
 }
@@ -305,4 +369,24 @@ TEST_CASE("matmul: verbose prints the plan once per shape", "[matmul]") {
   const std::string text2 = capture_stderr([&] { matmul(x, w, y, pool, opts); });
   unsetenv("QILIN_VERBOSE");
   REQUIRE(text2.find("-> eigen") != std::string::npos);
+  if (cpu::isa_supported(cpu::Isa::amx)) {
+    // The own bf16-compute kernel from 7 rows on: the plan names it.
+    test::IsaGuard guard;
+    cpu::set_active_isa(cpu::Isa::amx);
+    const Tensor wh = test::random_tensor(24, 40, DType::f16, Values::integers, 9);
+    const MatmulWeight wf16(wh);
+    MatmulOptions allow;
+    allow.verbose = true;
+    allow.allow_bf16_compute = true;
+    const Tensor x6 = Tensor::zeros({6, 40}, DType::f32), y6 = Tensor::zeros({6, 24}, DType::f32);
+    const Tensor x7 = Tensor::zeros({7, 40}, DType::f32), y7 = Tensor::zeros({7, 24}, DType::f32);
+    const std::string text3 = capture_stderr([&] {
+      matmul(x6, wf16, y6, pool, allow);
+      matmul(x7, wf16, y7, pool, allow);
+    });
+    INFO(text3);
+    const size_t m7 = text3.find("[matmul] M=7 N=24 K=40 w=f16 -> simd (amx f16 (tdpbf16ps");
+    REQUIRE(m7 != std::string::npos);
+    REQUIRE(text3.find("tdpbf16ps") == text3.rfind("tdpbf16ps"));  // not at M=6
+  }
 }

@@ -24,8 +24,12 @@ TEST_CASE("matmul_group: bit-identical to one matmul per weight", "[matmul]") {
   const MatmulWeight* wp[4] = {&mw[0], &mw[1], &mw[2], &mw[3]};
   for (cpu::Isa level : test::supported_levels()) {
     cpu::set_active_isa(level);
-    for (int64_t m : {1, 3, 64}) {
-      INFO("isa " << cpu::name_of(level) << ", M " << m);
+    // allow_bf16_compute: the own bf16-compute kernels at 17 and 64 rows where the level has them (AMX),
+    // with x rounded once for the whole group.
+    for (auto [m, allow_bf16] : {std::pair<int64_t, bool>{1, false}, {3, false}, {64, false}, {17, true}, {64, true}}) {
+      INFO("isa " << cpu::name_of(level) << ", M " << m << (allow_bf16 ? ", bf16 allowed" : ""));
+      MatmulOptions opts;
+      opts.allow_bf16_compute = allow_bf16;
       const Tensor x = test::random_tensor(m, k, DType::f32, test::Values::reals, 7);
       std::vector<Tensor> separate, grouped;
       std::vector<TensorView> views;
@@ -33,9 +37,9 @@ TEST_CASE("matmul_group: bit-identical to one matmul per weight", "[matmul]") {
         separate.push_back(Tensor::zeros({m, ns[i]}, DType::f32));
         grouped.push_back(Tensor::zeros({m, ns[i]}, DType::f32));
         views.push_back(grouped.back().view());
-        matmul(x, mw[static_cast<size_t>(i)], separate.back(), pool);
+        matmul(x, mw[static_cast<size_t>(i)], separate.back(), pool, opts);
       }
-      matmul_group(x, wp, views, pool);
+      matmul_group(x, wp, views, pool, opts);
       for (int i = 0; i < 4; ++i) {
         CHECK(std::memcmp(separate[static_cast<size_t>(i)].data(), grouped[static_cast<size_t>(i)].data(),
                           separate[static_cast<size_t>(i)].nbytes()) == 0);

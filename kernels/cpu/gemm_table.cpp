@@ -20,7 +20,8 @@ struct GemmTables {
     }
     level[3] = level[2];
     if (isa_supported(Isa::avx512_bf16)) fill_gemm_avx512_bf16(level[3]);
-    level[4] = level[3];  // amx: the AMX tiles are reached through oneDNN (kernels/matmul_onednn.cpp)
+    level[4] = level[3];
+    if (isa_supported(Isa::amx)) fill_gemm_amx(level[4]);
   }
 };
 

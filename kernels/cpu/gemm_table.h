@@ -14,6 +14,13 @@
 // Both accept any m (a gemv re-streams W for each group of rows), so the
 // dispatcher's choice between them is a matter of speed, never of correctness.
 // f16/bf16 weights are widened to f32 (exactly); sums are f32.
+//
+// A third kind, gemm_bf16, multiplies with both operands rounded to bf16
+// (MatmulOptions::allow_bf16_compute): x is rounded once per call by the
+// dispatcher (GemmArgs::xb), each weight as the kernel reads it; products of
+// two bf16 are exact in f32 and sums are f32. The amx level runs it on the
+// tiles (TDPBF16PS), converting the weight panel by panel into scratch, so no
+// bf16 copy of the weight outlives the call.
 #pragma once
 
 #include <cstddef>
@@ -30,7 +37,14 @@ struct GemmArgs {
   int64_t m = 0, k = 0;
   int64_t ldx = 0, ldy = 0, w_stride = 0;
   void* scratch = nullptr;  // GemmKernel::scratch_bytes, 64-byte aligned, this thread's alone
+  // For gemm_bf16 kernels only (x is not read): x rounded to bf16, rows padded with
+  // zeros to a multiple of kBf16RowPad and each row with zeros to ldxb elements, a
+  // multiple of kBf16KPad at least k.
+  const uint16_t* xb = nullptr;
+  int64_t ldxb = 0;
 };
+inline constexpr int64_t kBf16RowPad = 16;  // an AMX tile's rows
+inline constexpr int64_t kBf16KPad = 32;    // an AMX tile's bf16 columns
 
 using GemmFn = void (*)(const GemmArgs& args, int64_t n_begin, int64_t n_end) noexcept;
 
@@ -50,6 +64,10 @@ inline constexpr int kGemmWeightCount = 3;
 struct GemmTable {
   GemmKernel gemv[kGemmWeightCount];
   GemmKernel gemm[kGemmWeightCount];
+  // Operands rounded to bf16, f32 sums (see above). Every level has them (ref: scalar,
+  // the oracle); the simd path takes them only where gemm_bf16_fast is set.
+  GemmKernel gemm_bf16[kGemmWeightCount];
+  bool gemm_bf16_fast = false;  // gemm_bf16 beats every other path at many rows (the amx level)
   // The largest m for which gemv is the faster kernel (measured; see docs/performance.md).
   int64_t gemv_max_m = 1;
   // x -> bf16 with round-to-nearest-even (activations for oneDNN's bf16 matmul).
@@ -67,5 +85,6 @@ void fill_gemm_avx2(GemmTable& t) noexcept;
 void fill_gemm_avx512(GemmTable& t) noexcept;
 void fill_gemm_packed_avx512(GemmTable& t) noexcept;  // the avx512 level's packed GEMM (own file)
 void fill_gemm_avx512_bf16(GemmTable& t) noexcept;
+void fill_gemm_amx(GemmTable& t) noexcept;
 
 }  // namespace qilin::cpu

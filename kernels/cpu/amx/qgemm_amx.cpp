@@ -23,15 +23,6 @@ namespace {
 
 constexpr int64_t kPairsBytesPerK = 32;  // a group's bf16 weights: 16 rows × 2 bytes per element of K
 
-void configure_bf16_tiles() {
-  TileConfig c;
-  for (int t = 0; t < 8; ++t) {
-    c.colsb[t] = 64;
-    c.rows[t] = kTile;
-  }
-  load_tile_config(c);
-}
-
 // The unpacked int8 group as bf16 B tiles: per 32 elements of K, 16 rows of 64 bytes,
 // row p holding elements 2p, 2p + 1 of each of the 16 weight rows (w = A·q + B,
 // rounded to nearest even).
@@ -138,7 +129,7 @@ void x_tiles(const Block& blk) {
 
 template <QFormat kF>
 void qgemm_amx_bf16(const QGemmArgs& a, int64_t n_begin, int64_t n_end) noexcept {
-  configure_bf16_tiles();
+  configure_full_tiles();
   const int64_t k = a.x.k;
   auto* p = static_cast<uint8_t*>(a.scratch);
   Unpacked u;

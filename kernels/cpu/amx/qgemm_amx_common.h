@@ -1,50 +1,20 @@
-// For the AMX quantized-matmul kernels (kernels/cpu/amx/qgemm_amx.cpp):
-// tile configuration, tile loads/stores the compiler orders against memory, and
-// the unpacking of one packed group (16 weight rows, qgemm_pack.h) into int8
-// quads (q - offset) with f32 per-block scales. Include only from kernels/cpu/amx/;
-// internal linkage throughout.
+// For the AMX quantized-matmul kernels (kernels/cpu/amx/qgemm_amx.cpp): the
+// unpacking of one packed group (16 weight rows, qgemm_pack.h) into int8 quads
+// (q - offset) with f32 per-block scales; the tile plumbing is amx_tiles.h.
+// Include only from kernels/cpu/amx/; internal linkage throughout.
 #pragma once
 
 #include <immintrin.h>
 
 #include <cstdint>
 
+#include "kernels/cpu/amx/amx_tiles.h"
 #include "kernels/cpu/qgemm_pack.h"
 #include "kernels/cpu/qgemm_table.h"
-
-// GCC 12's AVX-512 headers make "undefined" vectors as `__m512i __Y = __Y;`, which
-// -Wmaybe-uninitialized reports inside inlined intrinsics: a false positive.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-
-// GCC 12's _tile_loadd has no memory operand or clobber, so the compiler could sink
-// the stores that fill a tile's memory past the load; these spell the instructions
-// with a "memory" clobber. The tile number is pasted into the text: a literal.
-#define QILIN_TILE_LOAD(tile, base, stride) \
-  __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #tile ::"r"(base), "r"(static_cast<long>(stride)) : "memory")
-#define QILIN_TILE_STORE(tile, base, stride) \
-  __asm__ volatile("tilestored %%tmm" #tile ", (%0,%1,1)" ::"r"(base), "r"(static_cast<long>(stride)) : "memory")
 
 namespace qilin::cpu {
 namespace {
 
-// The 64-byte operand of LDTILECFG (palette 1); unused tiles stay 0 x 0.
-struct TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-static_assert(sizeof(TileConfig) == 64);
-
-inline void load_tile_config(const TileConfig& c) {
-  // Not _tile_loadconfig: GCC 12 declares its operand as 8 bytes, so the compiler may
-  // drop the stores to the rest of the configuration (it did: #GP on ldtilecfg).
-  __asm__ volatile("ldtilecfg %0" ::"m"(c));
-}
-
-constexpr int kTile = 16;         // rows of x, and weight rows, per tile
 constexpr int kBlockBytes = 512;  // one 32-element block of a group as int8: 8 quads of 16 rows
 
 // A group unpacked: per block, 8 int8 quads (q - offset), the scale A of quads 0-3
