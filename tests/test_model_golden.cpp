@@ -5,14 +5,13 @@
 // prefill, token-by-token decode and two sequences batched in one forward pass
 // (tests/model_reference.h).
 #include <catch2/catch.hpp>
-
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
-#include "models/model.h"
 #include "model_reference.h"
+#include "models/model.h"
 
 using namespace qilin;
 using namespace qilin::test;

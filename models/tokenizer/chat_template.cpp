@@ -66,6 +66,8 @@ ChatTemplate ChatTemplate::detect(std::string_view jinja) {
     t.family = ChatFamily::llama3;
   } else if (contains(jinja, "[gMASK]<sop>")) {
     t.family = ChatFamily::glm4;
+    t.skip_empty = contains(jinja, "{% if item['content'] %}");
+    t.system_first = contains(jinja, "message.role != 'system'");
   } else if (contains(jinja, "[gMASK]sop")) {
     t.family = ChatFamily::chatglm3;
   } else {
@@ -91,11 +93,20 @@ std::string ChatTemplate::render(std::span<const ChatMessage> messages, bool add
         out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + std::string(trim(m.content)) + "<|eot_id|>";
       if (add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
       break;
-    case ChatFamily::glm4:
+    case ChatFamily::glm4: {
+      // No newline after the last "<|assistant|>": the model writes it (both templates).
       out += "[gMASK]<sop>";
-      for (const ChatMessage& m : messages) out += "<|" + m.role + "|>\n" + m.content;
-      if (add_generation_prompt) out += "<|assistant|>\n";
+      const auto turn = [&](const ChatMessage& m) {
+        if (!(skip_empty && m.content.empty())) out += "<|" + m.role + "|>\n" + m.content;
+      };
+      for (const ChatMessage& m : messages)
+        if (!system_first || m.role == "system") turn(m);
+      if (system_first)
+        for (const ChatMessage& m : messages)
+          if (m.role != "system") turn(m);
+      if (add_generation_prompt) out += "<|assistant|>";
       break;
+    }
     case ChatFamily::chatglm3:
       out += "[gMASK]sop";
       for (const ChatMessage& m : messages) out += "<|" + m.role + "|>\n " + m.content;

@@ -2,7 +2,7 @@
 // supports, chosen from the model's Jinja template by distinctive substrings:
 //   chatml    "<|im_start|>"         Qwen, SmolLM2 (with the template's default system prompt)
 //   llama3    "<|start_header_id|>"  Llama-3
-//   glm4      "[gMASK]<sop>"         GLM-4
+//   glm4      "[gMASK]<sop>"         GLM-4-9B-chat and GLM-4-0414
 //   chatglm3  "[gMASK]sop"           ChatGLM3
 // An unknown or missing template falls back to ChatML and says so in `warning`
 // (the library never prints; the caller decides).
@@ -28,6 +28,10 @@ struct ChatTemplate {
   // ChatML: the system message a template inserts when the conversation has none
   // (empty: none is inserted).
   std::string default_system;
+  // GLM-4-9B-chat's template leaves out messages with empty content; GLM-4-0414's writes
+  // every system message first, then the others in order.
+  bool skip_empty = false;
+  bool system_first = false;
   std::string warning;  // non-empty when the template was not recognised
 
   // Chooses the family (and ChatML's default system prompt) from a Jinja template.

@@ -144,6 +144,9 @@ Tokenizer::Tokenizer(TokenizerConfig config) : config_(std::move(config)) {
     QILIN_CHECK(id < static_cast<int32_t>(n), "tokenizer", "special token id {} is past the vocabulary ({})", id, n);
   QILIN_CHECK(!(config_.add_bos && config_.bos_id < 0), "tokenizer", "add_bos is set but there is no BOS token");
   QILIN_CHECK(!(config_.add_eos && config_.eos_id < 0), "tokenizer", "add_eos is set but there is no EOS token");
+  for (int32_t id : config_.prefix_ids)
+    QILIN_CHECK(id >= 0 && id < static_cast<int32_t>(n), "tokenizer",
+                "prefix token id {} is outside the vocabulary ({})", id, n);
   config_.tokens = {};
   config_.merges = {};
   config_.scores = {};
@@ -194,6 +197,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, const EncodeOption
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 4);
   if (options.add_special && config_.add_bos) out.push_back(config_.bos_id);
+  if (options.add_special) out.insert(out.end(), config_.prefix_ids.begin(), config_.prefix_ids.end());
   thread_local std::vector<TextSegment> segments;
   segments.clear();
   added_.split(text, options.parse_special, segments);

@@ -65,6 +65,9 @@ struct TokenizerConfig {
   int32_t bos_id = -1, eos_id = -1, unk_id = -1;
   bool add_bos = false, add_eos = false;  // what encode() adds with add_special
   std::string chat_template;              // the model's Jinja template, if any (see chat_template.h)
+  // Special tokens encode() puts first with add_special (after BOS, if any): GLM's
+  // "[gMASK]<sop>" / "[gMASK]sop", which its tokenizers prepend to every encoding.
+  std::vector<int32_t> prefix_ids;
 };
 
 // A Hugging Face tokenizer.json parsed into the plain description, without building the

@@ -72,6 +72,22 @@ Tokenizer Tokenizer::from_gguf(const GgufFile& file) {
   c.add_bos = file.get_bool("tokenizer.ggml.add_bos_token", spm) && c.bos_id >= 0;
   c.add_eos = file.get_bool("tokenizer.ggml.add_eos_token", false) && c.eos_id >= 0;
   c.chat_template = file.get_string("tokenizer.chat_template", "");
+  // GLM's tokenizers prepend "[gMASK]<sop>" (GLM-4) or "[gMASK]sop" (ChatGLM3) to every
+  // encoding; llama.cpp's converters record neither (add_bos_token false) and leave it to
+  // the chat template. Qilin adds it as Hugging Face does, so a GGUF file encodes as the
+  // folder it came from.
+  const std::string arch = file.get_string("general.architecture", "");
+  if (arch == "chatglm" || arch == "glm4") {
+    const auto find = [&](std::string_view text) -> int32_t {
+      for (size_t id = 0; id < n; ++id)
+        if (c.tokens[id] == text) return static_cast<int32_t>(id);
+      return -1;
+    };
+    const int32_t gmask = find("[gMASK]");
+    int32_t sop = find("<sop>");
+    if (sop < 0) sop = find("sop");
+    if (gmask >= 0 && sop >= 0) c.prefix_ids = {gmask, sop};
+  }
   try {
     return Tokenizer(std::move(c));
   } catch (const Error& e) {

@@ -170,11 +170,13 @@ struct Parser {
     reject(fmt::format("pre-tokenizer [{}] is not supported", list));
   }
 
-  // TemplateProcessing's "single" template: special tokens before and after $A.
+  // TemplateProcessing's "single" template: special tokens before and after $A. One token
+  // before is the BOS; several (GLM's "[gMASK] <sop> $A") become the prefix.
   void post_processor(const Json& p) {
     for (const Json& part : flatten(p, "processors")) {
       if (type_of(part) != "TemplateProcessing") continue;
       bool seen_sequence = false;
+      std::vector<int32_t> before;
       for (const Json& item : part.at("single")) {
         if (item.contains("Sequence")) {
           seen_sequence = true;
@@ -185,8 +187,18 @@ struct Parser {
         if (!specials.contains(token) || specials[token].at("ids").size() != 1)
           reject(fmt::format("post-processor token '{}' is not a single id", token));
         const int32_t id = specials[token]["ids"][0].get<int32_t>();
-        (seen_sequence ? c.eos_id : c.bos_id) = id;
-        (seen_sequence ? c.add_eos : c.add_bos) = true;
+        if (!seen_sequence) {
+          before.push_back(id);
+          continue;
+        }
+        c.eos_id = id;
+        c.add_eos = true;
+      }
+      if (before.size() == 1) {
+        c.bos_id = before[0];
+        c.add_bos = true;
+      } else {
+        c.prefix_ids = std::move(before);
       }
     }
   }

@@ -10,7 +10,7 @@ Needs: pip install torch transformers safetensors numpy
 
 Writes tests/data/models/<family>/ for family in llama, qwen2, qwen3, glm, glm4: a Hugging Face folder as
 `save_pretrained` writes it (config.json, model.safetensors in float32, generation_config.json),
-no tokenizer, plus reference.json. Every parameter (embeddings, projections, biases, RMSNorm
+no tokenizer (but glm/ and glm4/: see GLM_TOKENS), plus reference.json. Every parameter (embeddings, projections, biases, RMSNorm
 weights, Qwen3's q_norm/k_norm) is re-drawn from a seeded generator, so a bug in any of them
 changes the logits; norm weights are 1 + 0.1*randn, biases 0.5*randn.
 
@@ -48,6 +48,7 @@ import argparse
 import base64
 import json
 import os
+import shutil
 import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read when transformers is imported
@@ -67,6 +68,12 @@ COMMON = dict(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attenti
               num_key_value_heads=2, intermediate_size=160, max_position_embeddings=256,
               bos_token_id=1, eos_token_id=2)
 
+# The GLM folders carry tests/data/tokenizer/glm4's tokenizer (320 ids, GLM-4's special tokens
+# at 310..319): EOS as GLM-4's config.json lists them (<|endoftext|>, <|user|>, <|observation|>),
+# no BOS ("[gMASK]<sop>" comes from the tokenizer's post-processor).
+GLM_TOKENS = dict(bos_token_id=None, eos_token_id=[310, 317, 319], pad_token_id=None)
+GLM_TOKENIZER = os.path.join(HERE, "..", "tokenizer", "glm4")
+
 FAMILIES = {
     "llama": (LlamaConfig, LlamaForCausalLM,
               dict(COMMON, rope_theta=10000.0, rms_norm_eps=1e-5, tie_word_embeddings=False), 1),
@@ -76,10 +83,10 @@ FAMILIES = {
               dict(COMMON, head_dim=32, rope_theta=1000000.0, rms_norm_eps=1e-6,
                    tie_word_embeddings=True), 3),
     "glm": (GlmConfig, GlmForCausalLM,
-            dict(COMMON, head_dim=16, rms_norm_eps=1e-5, tie_word_embeddings=False, pad_token_id=None,
+            dict(COMMON, **GLM_TOKENS, head_dim=16, rms_norm_eps=1e-5, tie_word_embeddings=False,
                  attention_bias=True), 4),
     "glm4": (Glm4Config, Glm4ForCausalLM,
-             dict(COMMON, head_dim=32, rms_norm_eps=1e-5, tie_word_embeddings=False, pad_token_id=None,
+             dict(COMMON, **GLM_TOKENS, head_dim=32, rms_norm_eps=1e-5, tie_word_embeddings=False,
                   attention_bias=True,
                   rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.5)),
              5),
@@ -204,6 +211,9 @@ def write(family):
     model.save_pretrained(folder)
     if family in LEGACY_CONFIG:
         rewrite_config_legacy(os.path.join(folder, "config.json"))
+    if family.startswith("glm"):
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copyfile(os.path.join(GLM_TOKENIZER, name), os.path.join(folder, name))
     ids, logits, max_abs, rel_err = reference_for(family, folder, seed)
     # The reloaded folder must be the model drawn above (a loader that dropped a tensor or
     # misread the rewritten config would make the references describe a different model).
