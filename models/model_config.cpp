@@ -94,6 +94,39 @@ void reject_if_true(const Json& j, const char* key, std::string_view what, std::
   if (it != j.end() && it->is_boolean() && it->get<bool>()) fail(file, "{} is true: {} is not supported", key, what);
 }
 
+// THUDM's own checkpoints (ChatGLM2/3-6B; glm-4-9b-chat without "-hf"), whose modeling code
+// is not part of transformers: their config.json keys, read as llama.cpp's ChatGLMModel reads
+// them. Q/K/V fused in query_key_value, gate and up in dense_h_to_4h (gate first), rotary on
+// the first half of each head (RotaryEmbedding(kv_channels // 2)) in pairs (2i, 2i+1), base
+// 10000 * rope_ratio.
+void read_thudm_chatglm(const Json& j, ModelConfig& c, std::string_view file) {
+  if (j.contains("position_encoding_2d")) fail(file, "ChatGLM-6B (the first version, 2-D positions) is not supported");
+  if (!j.value("rmsnorm", true) || !j.value("post_layer_norm", true) || !j.value("original_rope", true))
+    fail(file, "only the ChatGLM2/3 and GLM-4 layout is supported (rmsnorm, post_layer_norm, original_rope)");
+  reject_if_true(j, "apply_residual_connection_post_layernorm", "a residual taken after the norm", file);
+  reject_if_true(j, "add_bias_linear", "a bias on the dense layers", file);
+  c.family = ModelFamily::chatglm;
+  c.n_layers = positive_int(j, "num_layers", 0, file);
+  c.d_model = positive_int(j, "hidden_size", 0, file);
+  c.n_heads = positive_int(j, "num_attention_heads", 0, file);
+  c.n_kv_heads =
+      j.value("multi_query_attention", false) ? positive_int(j, "multi_query_group_num", 0, file) : c.n_heads;
+  c.head_dim = positive_int(j, "kv_channels", c.d_model / c.n_heads > 0 ? c.d_model / c.n_heads : 0, file);
+  c.d_ff = positive_int(j, "ffn_hidden_size", 0, file);
+  c.vocab_size = positive_int(j, "padded_vocab_size", 0, file);
+  c.max_context = positive_int(j, "seq_length", 0, file);
+  c.norm_eps = static_cast<float>(positive_number(j, "layernorm_epsilon", 1e-5, file));
+  c.rope_theta = 10000.0 * positive_number(j, "rope_ratio", 1.0, file);
+  c.rope_dim = c.head_dim / 2;
+  c.rope_interleaved = true;
+  c.qkv_bias = j.value("add_qkv_bias", false);
+  c.qkv_fused = true;
+  c.ffn_gate_up_fused = true;
+  if (const auto it = j.find("tie_word_embeddings"); it != j.end() && it->is_boolean()) c.tied_embeddings = *it;
+  c.bos_id = token_id(j, "bos_token_id", file);
+  c.eos_id = token_id(j, "eos_token_id", file);
+}
+
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("model_config", "{}: cannot open the file", path.string());
@@ -163,6 +196,11 @@ ModelConfig ModelConfig::from_hf_json(std::string_view json, std::string_view na
       arch = (*it)[0].get<std::string>();
     }
     const std::string model_type = j.value("model_type", std::string());
+    if (arch == "ChatGLMModel" || arch == "ChatGLMForConditionalGeneration" || model_type == "chatglm") {
+      read_thudm_chatglm(j, c, name);
+      c.validate();
+      return c;
+    }
     if (!model_family_from_hf(arch, &c.family) && !model_family_from_hf(model_type, &c.family)) {
       fail(name, "architecture '{}' (model_type '{}') is not supported (llama, qwen2, qwen3, glm, glm4)", arch,
            model_type);

@@ -48,6 +48,24 @@ constexpr NamePair kLayerPostNorms[] = {
     {"post_mlp_layernorm.weight", "post_ffw_norm.weight"},
 };
 
+// THUDM's own ChatGLM checkpoints (ChatGLM2/3-6B, glm-4-9b-chat; family chatglm), as
+// llama.cpp's ChatGLMModel names them: Q/K/V fused (attn_qkv), gate and up fused (ffn_up).
+constexpr NamePair kThudmGlobal[] = {
+    {"transformer.embedding.word_embeddings.weight", "token_embd.weight"},
+    {"transformer.encoder.final_layernorm.weight", "output_norm.weight"},
+    {"transformer.output_layer.weight", "output.weight"},
+};
+constexpr NamePair kThudmLayer[] = {
+    {"input_layernorm.weight", "attn_norm.weight"},
+    {"self_attention.query_key_value.weight", "attn_qkv.weight"},
+    {"self_attention.query_key_value.bias", "attn_qkv.bias"},
+    {"self_attention.dense.weight", "attn_output.weight"},
+    {"post_attention_layernorm.weight", "ffn_norm.weight"},
+    {"mlp.dense_h_to_4h.weight", "ffn_up.weight"},
+    {"mlp.dense_4h_to_h.weight", "ffn_down.weight"},
+};
+constexpr std::string_view kThudmLayerPrefix = "transformer.encoder.layers.";
+
 constexpr std::string_view kHfLayerPrefix = "model.layers.";
 constexpr std::string_view kGgufLayerPrefix = "blk.";
 
@@ -77,22 +95,36 @@ bool for_each_layer_table(ModelFamily family, Fn&& fn) {
   return family == ModelFamily::qwen3 && fn(std::span<const NamePair>(kLayerQkNorm));
 }
 
-template <bool kToGguf>
-std::string map_name(ModelFamily family, std::string_view name) {
-  for (const NamePair& p : kGlobal)
+// `name` mapped through one Hugging Face layout: its global names, its layer prefix, and
+// the layer tables that for_each_table(fn) offers.
+template <bool kToGguf, class ForEachTable>
+std::string map_in(std::span<const NamePair> global, std::string_view hf_layer_prefix, std::string_view name,
+                   ForEachTable&& for_each_table) {
+  for (const NamePair& p : global)
     if ((kToGguf ? p.hf : p.gguf) == name) return std::string(kToGguf ? p.gguf : p.hf);
   int64_t layer = 0;
   std::string_view suffix;
-  if (!split_layer_name(name, kToGguf ? kHfLayerPrefix : kGgufLayerPrefix, &layer, &suffix)) return {};
+  if (!split_layer_name(name, kToGguf ? hf_layer_prefix : kGgufLayerPrefix, &layer, &suffix)) return {};
   std::string out;
-  for_each_layer_table(family, [&](std::span<const NamePair> table) {
+  for_each_table([&](std::span<const NamePair> table) {
     for (const NamePair& p : table) {
       if ((kToGguf ? p.hf : p.gguf) != suffix) continue;
-      out = fmt::format("{}{}.{}", kToGguf ? kGgufLayerPrefix : kHfLayerPrefix, layer, kToGguf ? p.gguf : p.hf);
+      out = fmt::format("{}{}.{}", kToGguf ? kGgufLayerPrefix : hf_layer_prefix, layer, kToGguf ? p.gguf : p.hf);
       return true;
     }
     return false;
   });
+  return out;
+}
+
+template <bool kToGguf>
+std::string map_name(ModelFamily family, std::string_view name) {
+  std::string out =
+      map_in<kToGguf>(kGlobal, kHfLayerPrefix, name, [family](auto&& fn) { return for_each_layer_table(family, fn); });
+  if (out.empty() && family == ModelFamily::chatglm) {  // transformers' GlmForCausalLM first, then THUDM's layout
+    out = map_in<kToGguf>(kThudmGlobal, kThudmLayerPrefix, name,
+                          [](auto&& fn) { return fn(std::span<const NamePair>(kThudmLayer)); });
+  }
   return out;
 }
 
@@ -107,7 +139,8 @@ std::string hf_name_from_gguf(ModelFamily family, std::string_view gguf_name) {
 std::string layer_tensor(int64_t layer, std::string_view suffix) { return fmt::format("blk.{}.{}", layer, suffix); }
 
 bool is_hf_buffer(std::string_view hf_name) {
-  return hf_name.ends_with(".rotary_emb.inv_freq") || hf_name == "model.rotary_emb.inv_freq";
+  return hf_name.ends_with(".rotary_emb.inv_freq") || hf_name == "model.rotary_emb.inv_freq" ||
+         hf_name == "transformer.rotary_pos_emb.inv_freq";  // THUDM's ChatGLM
 }
 
 std::vector<TensorSpec> expected_tensors(const ModelConfig& c) {

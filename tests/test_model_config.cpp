@@ -148,6 +148,43 @@ TEST_CASE("model_config: GLM-4 is recognised, with partial rotary", "[model_conf
   CHECK_FALSE(ModelConfig::from_hf_json(glm).qkv_bias);
 }
 
+TEST_CASE("model_config: THUDM's ChatGLM3-6B config.json (remote-code ChatGLMModel)", "[model_config]") {
+  // THUDM/chatglm3-6b's config.json, the keys Qilin reads (and a few it ignores).
+  const std::string chatglm3 = R"({"architectures": ["ChatGLMModel"], "model_type": "chatglm",
+    "add_bias_linear": false, "add_qkv_bias": true, "apply_query_key_layer_scaling": true,
+    "apply_residual_connection_post_layernorm": false, "ffn_hidden_size": 13696, "hidden_size": 4096,
+    "kv_channels": 128, "layernorm_epsilon": 1e-05, "multi_query_attention": true, "multi_query_group_num": 2,
+    "num_attention_heads": 32, "num_layers": 28, "original_rope": true, "padded_vocab_size": 65024,
+    "post_layer_norm": true, "rmsnorm": true, "seq_length": 8192, "eos_token_id": 2, "pad_token_id": 0)";
+  const ModelConfig c = ModelConfig::from_hf_json(chatglm3 + "}");
+  CHECK(c.family == ModelFamily::chatglm);
+  CHECK(c.n_layers == 28);
+  CHECK(c.n_kv_heads == 2);
+  CHECK(c.head_dim == 128);
+  CHECK(c.rope_dim == 64);  // RotaryEmbedding(kv_channels // 2)
+  CHECK(c.rope_theta == 10000.0);
+  CHECK(c.d_ff == 13696);
+  CHECK(c.vocab_size == 65024);
+  CHECK(c.max_context == 8192);
+  CHECK(c.qkv_bias);
+  CHECK(c.qkv_fused);
+  CHECK(c.ffn_gate_up_fused);
+  CHECK(c.rope_interleaved);
+  CHECK_FALSE(c.post_norms);
+  CHECK(c.eos_id == 2);
+  CHECK(ModelConfig::from_hf_json(chatglm3 + R"(, "rope_ratio": 50})").rope_theta == 500000.0);  // chatglm3-6b-32k
+  CHECK(ModelConfig::from_hf_json(chatglm3 + R"(, "multi_query_attention": false})").n_kv_heads == 32);
+  CHECK_THROWS_WITH(ModelConfig::from_hf_json(chatglm3 + R"(, "position_encoding_2d": true})"),
+                    Catch::Contains("ChatGLM-6B"));
+  CHECK_THROWS_WITH(ModelConfig::from_hf_json(chatglm3 + R"(, "rmsnorm": false})"), Catch::Contains("rmsnorm"));
+  // Its tensors, by llama.cpp's names: Q/K/V and gate/up fused.
+  const std::vector<TensorSpec> t = expected_tensors(c);
+  CHECK(t.size() == 3 + 28 * 7);
+  CHECK(t[2].name == "blk.0.attn_qkv.weight");
+  CHECK(t[2].shape == Shape{4096 + 2 * 2 * 128, 4096});
+  for (const TensorSpec& s : t) CHECK_FALSE(hf_name_from_gguf(c.family, s.name).empty());
+}
+
 TEST_CASE("model_config: defaults and the RoPE settings' places", "[model_config]") {
   const ModelConfig d = ModelConfig::from_hf_json(tiny(""));
   CHECK(d.n_kv_heads == 4);  // num_key_value_heads defaults to the head count
@@ -316,6 +353,7 @@ TEST_CASE("tensor_names: Hugging Face <-> GGUF both ways", "[model_config][tenso
       {ModelFamily::glm4, "model.layers.5.self_attn.q_proj.bias", "blk.5.attn_q.bias"},
       {ModelFamily::chatglm, "model.layers.2.mlp.gate_up_proj.weight", "blk.2.ffn_up.weight"},
       {ModelFamily::chatglm, "model.layers.2.self_attn.v_proj.bias", "blk.2.attn_v.bias"},
+      {ModelFamily::chatglm, "transformer.encoder.layers.7.self_attention.query_key_value.bias", "blk.7.attn_qkv.bias"},
   };
   for (const Pair& p : pairs) {
     INFO(p.hf);
@@ -327,6 +365,12 @@ TEST_CASE("tensor_names: Hugging Face <-> GGUF both ways", "[model_config][tenso
   CHECK(gguf_name_from_hf(ModelFamily::glm4, "model.layers.0.mlp.up_proj.weight").empty());
   CHECK(hf_name_from_gguf(ModelFamily::glm4, "blk.0.ffn_gate.weight").empty());
   CHECK(gguf_name_from_hf(ModelFamily::chatglm, "model.layers.0.post_mlp_layernorm.weight").empty());  // glm4 only
+  // THUDM's layout maps one way only where transformers' GlmForCausalLM has a name too.
+  CHECK(gguf_name_from_hf(ModelFamily::chatglm, "transformer.encoder.layers.7.mlp.dense_4h_to_h.weight") ==
+        "blk.7.ffn_down.weight");
+  CHECK(gguf_name_from_hf(ModelFamily::chatglm, "transformer.embedding.word_embeddings.weight") == "token_embd.weight");
+  CHECK(gguf_name_from_hf(ModelFamily::glm4, "transformer.output_layer.weight").empty());  // chatglm only
+  CHECK(is_hf_buffer("transformer.rotary_pos_emb.inv_freq"));
   CHECK(gguf_name_from_hf(ModelFamily::llama, "model.layers.0.self_attn.rotary_emb.inv_freq").empty());
   CHECK(is_hf_buffer("model.layers.0.self_attn.rotary_emb.inv_freq"));
   CHECK_FALSE(is_hf_buffer("model.layers.0.self_attn.q_proj.weight"));
