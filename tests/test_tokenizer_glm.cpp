@@ -2,7 +2,10 @@
 // tests/data/tokenizer/make_glm_fixtures.py): a GLM-4-style byte-level BPE vocabulary
 // whose encodings start with "[gMASK]<sop>", from tokenizer.json and from the GGUF
 // metadata llama.cpp's ChatGLM converter writes; the GLM-4-9B-chat, GLM-4-0414 and
-// ChatGLM3 templates against transformers' apply_chat_template, multi-turn.
+// ChatGLM3 templates against transformers' apply_chat_template, multi-turn; a ChatGLM3-style
+// GGUF (SentencePiece vocabulary, arch chatglm) getting its "[gMASK]sop" prefix.
+#include <unistd.h>
+
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -14,6 +17,7 @@
 #include <vector>
 
 #include "core/gguf.h"
+#include "core/gguf_writer.h"
 #include "models/tokenizer/chat_template.h"
 #include "models/tokenizer/tokenizer.h"
 
@@ -123,4 +127,52 @@ TEST_CASE("GLM chat templates match transformers, multi-turn", "[tokenizer][glm]
       }
     }
   }
+}
+
+TEST_CASE("ChatGLM3-style GGUF: a SentencePiece vocabulary of arch chatglm encodes after [gMASK]sop",
+          "[tokenizer][glm]") {
+  // The spm fixture's vocabulary as llama.cpp's set_vocab_chatglm3 lays one out: model
+  // "llama", ChatGLM3's command tokens appended as control tokens, no BOS added.
+  const GgufFile spm = GgufFile::open((kData / "spm" / "tokenizer.gguf").string());
+  std::vector<std::string> tokens = spm.require_string_array("tokenizer.ggml.tokens");
+  std::vector<float> scores = spm.require_float_array("tokenizer.ggml.scores");
+  std::vector<int32_t> types;
+  for (int64_t t : spm.require_int_array("tokenizer.ggml.token_type")) types.push_back(static_cast<int32_t>(t));
+  const auto n = static_cast<int32_t>(tokens.size());
+  for (const char* command :
+       {"[MASK]", "[gMASK]", "[sMASK]", "sop", "eop", "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>"}) {
+    tokens.emplace_back(command);
+    scores.push_back(0.0f);
+    types.push_back(3);  // control
+  }
+  const fs::path path = fs::temp_directory_path() / ("qilin_chatglm3_" + std::to_string(::getpid()) + ".gguf");
+  GgufWriter w;
+  w.add("general.architecture", GgufValue::string("chatglm"));
+  w.add("tokenizer.ggml.model", GgufValue::string("llama"));
+  w.add("tokenizer.ggml.pre", GgufValue::string("chatglm-spm"));
+  w.add("tokenizer.ggml.tokens", GgufValue::string_array(tokens));
+  w.add("tokenizer.ggml.scores", GgufValue::f32_array(scores));
+  w.add("tokenizer.ggml.token_type", GgufValue::i32_array(types));
+  w.add("tokenizer.ggml.eos_token_id", GgufValue::u32(2));
+  w.add("tokenizer.ggml.add_bos_token", GgufValue::boolean(false));
+  w.write(path.string());
+  const Tokenizer tok = Tokenizer::from_gguf(GgufFile::open(path.string()));
+  fs::remove(path);
+  const Tokenizer plain = Tokenizer::from_gguf(spm);
+  const int32_t gmask = n + 1, sop = n + 3;
+  const std::string text = "Hello world, \xE9\xBA\x92\xE9\xBA\x9F!";
+  std::vector<int32_t> expected = {gmask, sop};
+  const std::vector<int32_t> body = plain.encode(text, {.add_special = false});
+  expected.insert(expected.end(), body.begin(), body.end());
+  CHECK(tok.encode(text) == expected);
+  CHECK(tok.encode(text, {.add_special = false}) == body);
+  // The ChatGLM3 template names its command tokens in the text.
+  const ChatTemplate t = ChatTemplate::detect(read_file(kData / "chat" / "chatglm3.jinja"));
+  const std::vector<int32_t> chat =
+      tok.encode(t.render(std::vector<ChatMessage>{{"user", "Hi"}}, true), {.add_special = false});
+  REQUIRE(chat.size() > 4);
+  CHECK(chat[0] == gmask);
+  CHECK(chat[1] == sop);
+  CHECK(chat[2] == n + 6);      // <|user|>
+  CHECK(chat.back() == n + 7);  // <|assistant|>
 }
