@@ -12,9 +12,9 @@ using namespace qilin;
 
 TEST_CASE("decoder: a warm decode step allocates nothing", "[model]") {
   // qwen3 (head_dim 32) once more with a q8_0 KV cache: quantized on store, dequantized
-  // into stack tiles by attention.
-  const std::pair<const char*, DType> cases[] = {
-      {"llama", DType::f16}, {"qwen2", DType::f16}, {"qwen3", DType::f16}, {"qwen3", DType::q8_0}};
+  // into stack tiles by attention. glm4: split fused weights, partial RoPE, post-norms.
+  const std::pair<const char*, DType> cases[] = {{"llama", DType::f16},  {"qwen2", DType::f16}, {"qwen3", DType::f16},
+                                                 {"qwen3", DType::q8_0}, {"glm", DType::f16},   {"glm4", DType::f16}};
   for (const auto& [family, kv_type] : cases) {
     INFO("family " << family << ", " << name_of(kv_type) << " KV cache");
     LoadOptions o;
