@@ -61,6 +61,8 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
+bool ThreadPool::t_in_job_flag() noexcept { return t_in_job; }
+
 void ThreadPool::run(FunctionRef<void(int, int)> fn) noexcept {
   if (n_threads_ == 1 || t_in_job) {
     fn(0, 1);
@@ -68,7 +70,7 @@ void ThreadPool::run(FunctionRef<void(int, int)> fn) noexcept {
   }
   job_ = &fn;
   remaining_.store(n_threads_ - 1, std::memory_order_relaxed);
-  wake_workers();
+  publish(/*chunk_job=*/false);
 
   t_in_job = true;
   fn(0, n_threads_);
@@ -82,11 +84,49 @@ void ThreadPool::run(FunctionRef<void(int, int)> fn) noexcept {
   job_ = nullptr;
 }
 
-void ThreadPool::wake_workers() noexcept {
+void ThreadPool::publish(bool chunk_job) noexcept {
+  // The next epoch of the job's parity (odd: chunk job). Only the caller writes epoch_.
   // seq_cst pairs with the sleeper's increment of sleepers_ and re-check of
   // epoch_: either it sees the new epoch, or we see it asleep and wake it.
-  epoch_.fetch_add(1, std::memory_order_seq_cst);
+  const uint32_t e = epoch_.load(std::memory_order_relaxed);
+  epoch_.store(e + ((e & 1u) == (chunk_job ? 1u : 0u) ? 2u : 1u), std::memory_order_seq_cst);
   if (sleepers_.load(std::memory_order_seq_cst) > 0) futex_wake_all(epoch_);
+}
+
+void ThreadPool::run_chunks(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn) noexcept {
+  const uint32_t id = ++chunk_id_;
+  chunk_jobs_[id & 1u] = ChunkJob{&fn, n, grain, (n + grain - 1) / grain};
+  chunk_state_.store(uint64_t{id} << 32, std::memory_order_seq_cst);
+  publish(/*chunk_job=*/true);
+  t_in_job = true;
+  help_with_chunks();
+  t_in_job = false;
+  // Every chunk is claimed; wait only for workers still running one (or about to
+  // find none left). A worker that arrives later reads the exhausted state and leaves.
+  for (int i = 0; chunk_helpers_.load(std::memory_order_seq_cst) != 0; ++i) {
+    QILIN_PAUSE();
+    if ((i & 1023) == 1023) std::this_thread::yield();
+  }
+}
+
+void ThreadPool::help_with_chunks() noexcept {
+  // Why this is safe for a worker that arrives after its job ended: it is counted in
+  // chunk_helpers_ (seq_cst) before it reads chunk_state_, so the caller of any job
+  // still running waits for it, and a job's slot is reused two jobs later at the
+  // earliest, which cannot start while it is counted; a claim succeeds only while the
+  // state still holds the id whose slot it read, so a stale worker claims nothing.
+  chunk_helpers_.fetch_add(1, std::memory_order_seq_cst);
+  uint64_t s = chunk_state_.load(std::memory_order_seq_cst);
+  for (;;) {
+    const ChunkJob& job = chunk_jobs_[(s >> 32) & 1u];
+    const auto chunk = static_cast<int64_t>(s & 0xffffffffu);
+    if (chunk >= job.count) break;
+    if (!chunk_state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    const int64_t b = chunk * job.grain, e = b + job.grain < job.n ? b + job.grain : job.n;
+    (*job.fn)(b, e);
+    s = chunk_state_.load(std::memory_order_acquire);
+  }
+  chunk_helpers_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 void ThreadPool::worker_loop(int index) {
@@ -106,6 +146,12 @@ void ThreadPool::worker_loop(int index) {
     }
     seen = epoch_.load(std::memory_order_acquire);
     if (stop_.load(std::memory_order_acquire)) return;
+    if ((seen & 1u) != 0) {  // a chunk job: optional, and perhaps over already
+      t_in_job = true;
+      help_with_chunks();
+      t_in_job = false;
+      continue;
+    }
     t_in_job = true;
     (*job_)(index, n_threads_);
     t_in_job = false;

@@ -50,29 +50,34 @@ class ThreadPool {
   }
 
   // Like parallel_for, but the threads claim `grain`-sized ranges from a shared
-  // counter until none is left, so a thread that was preempted or streams from
-  // slower memory does less of the work instead of holding the others at the
-  // barrier. fn may be called several times per thread; ranges come in no fixed order.
+  // counter until none is left, and the caller never waits for a worker that has
+  // not started: on a busy machine a worker that is not scheduled simply takes no
+  // part, and the caller does its share (decode's GEMVs, a few hundred per token,
+  // would otherwise each wait for the other thread's next time slice). A worker
+  // that did claim a range is waited for. fn(begin, end) may be called several
+  // times per thread, in no fixed order; it must not throw.
   template <class F>
   void parallel_for_dynamic(int64_t n, int64_t grain, F&& fn) noexcept {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
-    const int64_t chunks = (n + grain - 1) / grain;
-    if (n_threads_ == 1 || chunks == 1) {
+    if (n_threads_ == 1 || n <= grain || t_in_job_flag()) {
       fn(int64_t{0}, n);
       return;
     }
-    std::atomic<int64_t> next{0};
-    run([&](int, int) {
-      for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < chunks;
-           c = next.fetch_add(1, std::memory_order_relaxed)) {
-        const int64_t b = c * grain, e = b + grain < n ? b + grain : n;
-        fn(b, e);
-      }
-    });
+    run_chunks(n, grain, [&](int64_t b, int64_t e) { fn(b, e); });
   }
 
  private:
+  // One parallel_for_dynamic call, in one of two slots (a late worker may still read
+  // the previous call's slot while the next call fills the other).
+  struct ChunkJob {
+    FunctionRef<void(int64_t, int64_t)>* fn = nullptr;
+    int64_t n = 0, grain = 1, count = 0;
+  };
+  static bool t_in_job_flag() noexcept;
+  void run_chunks(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn) noexcept;
+  void help_with_chunks() noexcept;
+  void publish(bool chunk_job) noexcept;
   void worker_loop(int index);
 
   int n_threads_;
@@ -82,8 +87,13 @@ class ThreadPool {
   std::atomic<int> sleepers_{0};    // workers asleep or about to sleep: only then is a wake-up syscall needed
   std::atomic<int> remaining_{0};   // workers still running the current job
   std::atomic<bool> stop_{false};
-
-  void wake_workers() noexcept;
+  // Chunk jobs: epoch_ is odd while one is published (even for run() jobs).
+  // chunk_state_ = (job id << 32) | next unclaimed chunk; claims are CASes on it, so a
+  // worker can claim only in the job it read the parameters of.
+  ChunkJob chunk_jobs_[2];
+  uint32_t chunk_id_ = 0;  // the caller's count of chunk jobs
+  std::atomic<uint64_t> chunk_state_{0};
+  std::atomic<int> chunk_helpers_{0};  // workers inside help_with_chunks()
 };
 
 }  // namespace qilin

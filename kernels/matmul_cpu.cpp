@@ -9,6 +9,7 @@
 // bf16 compute (MatmulOptions::allow_bf16_compute, many rows, a level whose
 // GemmTable::gemm_bf16 is fast): x is rounded to bf16 once per call, here, on the
 // pool; the kernels convert the weight panel by panel into their scratch.
+#include <algorithm>
 #include <cstring>
 #include <span>
 
@@ -81,6 +82,23 @@ void round_x_to_bf16(const MatmulCall& c, cpu::GemmArgs& args) {
   args.ldxb = ld;
 }
 
+// Decode-sized products (a few rows of x) are one stream of the weight, split over the
+// threads. A static split makes every thread wait at the end for the slowest, and on
+// a shared machine one preempted thread stalls the whole step; so they are cut into
+// several chunks per thread, claimed dynamically. Larger products keep the static
+// split: one contiguous range per thread packs and reuses its tiles best.
+constexpr int64_t kDynamicMaxRows = 4;
+constexpr int64_t kChunksPerThread = 8;
+
+// Calls fn(begin, end) over [0, n) in ranges whose boundaries are multiples of `grain`.
+template <class F>
+void split_rows(ThreadPool& pool, int64_t m, int64_t n, int64_t grain, F&& fn) {
+  if (m > kDynamicMaxRows || pool.size() == 1) return pool.parallel_for(n, grain, fn);
+  const int64_t units = (n + grain - 1) / grain;
+  const int64_t per_chunk = std::max<int64_t>(1, units / (pool.size() * kChunksPerThread));
+  pool.parallel_for_dynamic(n, per_chunk * grain, fn);
+}
+
 cpu::GemmArgs gemm_args(const MatmulCall& c) {
   cpu::GemmArgs args;
   args.x = c.x;
@@ -111,7 +129,7 @@ void run_cpu_kernels(const MatmulCall& call, bool scalar_ref) {
     QuantJob job;
     prepare_quant_jobs(std::span<const MatmulCall>(&call, 1), scalar_ref, &job);
     const size_t bytes = job.kernel->scratch_bytes(call.k);
-    call.pool.parallel_for(call.n, job.kernel->n_grain, [&](int64_t n0, int64_t n1) {
+    split_rows(call.pool, call.m, call.n, job.kernel->n_grain, [&](int64_t n0, int64_t n1) {
       if (bytes == 0) return job.kernel->fn(job.args, n0, n1);
       cpu::QGemmArgs own = job.args;
       own.scratch = thread_scratch(bytes);
@@ -125,7 +143,7 @@ void run_cpu_kernels(const MatmulCall& call, bool scalar_ref) {
   if (bf16) round_x_to_bf16(call, args);
   const cpu::GemmFn fn = kernel.fn;
   const size_t scratch_bytes = kernel.scratch_bytes;
-  call.pool.parallel_for(call.n, kernel.n_grain, [&](int64_t n0, int64_t n1) {
+  split_rows(call.pool, call.m, call.n, kernel.n_grain, [&](int64_t n0, int64_t n1) {
     if (scratch_bytes == 0) return fn(args, n0, n1);
     cpu::GemmArgs own = args;
     own.scratch = thread_scratch(scratch_bytes);
@@ -168,7 +186,7 @@ void run_cpu_kernels_group(std::span<const MatmulCall> calls, bool scalar_ref) {
     }
     first_unit[i + 1] = first_unit[i] + (c.n + grain[i] - 1) / grain[i];
   }
-  calls.front().pool.parallel_for(first_unit[count], 1, [&](int64_t u0, int64_t u1) {
+  split_rows(calls.front().pool, calls.front().m, first_unit[count], 1, [&](int64_t u0, int64_t u1) {
     void* scratch = scratch_bytes ? thread_scratch(scratch_bytes) : nullptr;
     for (size_t i = 0; i < count; ++i) {
       const int64_t b = u0 > first_unit[i] ? u0 : first_unit[i];
