@@ -13,8 +13,6 @@
 namespace qilin {
 namespace {
 
-constexpr uint32_t kGgmlQuantVersion = 2;  // GGML_QNT_VERSION of the block layouts core implements
-
 // tokenizer.ggml.pre: the name llama.cpp gives each pre-tokenizer Qilin implements
 // (Tokenizer::from_gguf maps these names back).
 std::string_view gguf_pre_name(PreTokenizer p) {
@@ -46,14 +44,19 @@ uint32_t gguf_file_type(DType type) {
       return 3;
     case DType::q8_0:
       return 7;
+    case DType::q4_k:
+      return 14;  // LLAMA_FTYPE_MOSTLY_Q4_K_S: the Q4_K file without Q4_K_M's q6_k layers
+    case DType::q6_k:
+      return 18;
     case DType::bf16:
       return 32;
     default:
-      fail("gguf_export", "{} is not an output type (f32, f16, bf16, q8_0, q4_0, q4_1)", name_of(type));
+      fail("gguf_export", "{} has no llama.cpp file type (f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q6_k)",
+           name_of(type));
   }
 }
 
-void add_model_metadata(GgufWriter& w, const ModelConfig& c, DType weight_type) {
+void add_model_metadata(GgufWriter& w, const ModelConfig& c, uint32_t file_type) {
   const std::string arch(name_of(c.family));
   const auto key = [&](std::string_view suffix) { return fmt::format("{}.{}", arch, suffix); };
   const auto u32 = [](int64_t v) { return GgufValue::u32(static_cast<uint32_t>(v)); };
@@ -73,7 +76,7 @@ void add_model_metadata(GgufWriter& w, const ModelConfig& c, DType weight_type) 
   w.add(key("rope.dimension_count"), u32(c.rope_dim));
   w.add(key("attention.layer_norm_rms_epsilon"), GgufValue::f32(c.norm_eps));
   w.add(key("vocab_size"), u32(c.vocab_size));
-  w.add("general.file_type", GgufValue::u32(gguf_file_type(weight_type)));
+  w.add("general.file_type", GgufValue::u32(file_type));
   w.add("general.quantization_version", GgufValue::u32(kGgmlQuantVersion));
 }
 

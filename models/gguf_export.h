@@ -13,16 +13,21 @@ struct ModelConfig;
 struct TokenizerConfig;
 
 // general.file_type (llama.cpp's llama_ftype) of a file whose weights are mostly `type`:
-// f32 0, f16 1, q4_0 2, q4_1 3, q8_0 7, bf16 32. Throws for other types.
+// f32 0, f16 1, q4_0 2, q4_1 3, q8_0 7, q4_k 14 (MOSTLY_Q4_K_S), q6_k 18, bf16 32.
+// Throws for other types. (Mixes such as Q4_K_M have their own codes: models/quantize_rules.h.)
 uint32_t gguf_file_type(DType type);
 
 // general.architecture, general.type, general.name, the <arch>.* hyper-parameters
 // (block_count, context_length, embedding_length, feed_forward_length,
 // attention.head_count[_kv], attention.key_length/value_length, rope.freq_base,
 // rope.dimension_count, attention.layer_norm_rms_epsilon, vocab_size),
-// general.file_type and general.quantization_version. tokenizer.ggml.{bos,eos}_token_id
-// come from add_tokenizer_metadata, or from add_token_ids when there is no tokenizer.
-void add_model_metadata(GgufWriter& writer, const ModelConfig& config, DType weight_type);
+// general.file_type (= file_type, e.g. gguf_file_type(type)) and general.quantization_version.
+// tokenizer.ggml.{bos,eos}_token_id come from add_tokenizer_metadata, or from add_token_ids
+// when there is no tokenizer.
+void add_model_metadata(GgufWriter& writer, const ModelConfig& config, uint32_t file_type);
+
+// GGML_QNT_VERSION of the block layouts core implements: general.quantization_version.
+inline constexpr uint32_t kGgmlQuantVersion = 2;
 
 // tokenizer.ggml.* (model "gpt2": tokens, token_type, merges, pre) and tokenizer.chat_template
 // for a byte-level BPE tokenizer. The vocabulary is written with `n_vocab` entries (the

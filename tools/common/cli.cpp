@@ -52,7 +52,8 @@ int64_t Args::get_int(std::initializer_list<std::string_view> names, int64_t fal
   if (s.empty()) return fallback;
   int64_t v = 0;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size()) fail("args", "{} expects an integer, got '{}'", *names.begin(), s);
+  if (ec != std::errc() || end != s.data() + s.size())
+    fail("args", "{} expects an integer, got '{}'", *names.begin(), s);
   return v;
 }
 
@@ -83,6 +84,16 @@ std::vector<int64_t> Args::get_int_list(std::initializer_list<std::string_view> 
       }
       out.push_back(v);
     }
+  }
+  return out;
+}
+
+std::vector<std::string> Args::positionals() {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < args_.size(); ++i) {
+    if (used_[i] || (args_[i].size() > 1 && args_[i][0] == '-')) continue;
+    used_[i] = true;
+    out.push_back(args_[i]);
   }
   return out;
 }

@@ -25,6 +25,10 @@ class Args {
   // Comma-separated integers ("-p 128,512"), or fallback when absent.
   std::vector<int64_t> get_int_list(std::initializer_list<std::string_view> names, std::vector<int64_t> fallback);
 
+  // The arguments no flag has consumed, in order, now marked consumed: call it after
+  // reading every flag. Anything starting with '-' (an unknown flag) is left for finish().
+  std::vector<std::string> positionals();
+
   // Throws qilin::Error naming the first argument nobody consumed.
   void finish() const;
   const std::string& program() const noexcept { return program_; }

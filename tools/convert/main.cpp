@@ -8,13 +8,13 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/partial_file.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "models/convert.h"
@@ -35,15 +35,6 @@ into a GGUF file that llama.cpp and other GGUF tools read.
 
 Families: llama (Llama, SmolLM2), qwen2 (Qwen2, Qwen2.5), qwen3.
 )";
-
-// "<out>.partial" for the signal handler: removing it is all it does before exiting.
-char g_partial[4096];
-
-extern "C" void on_signal(int sig) {
-  if (g_partial[0] != '\0') ::unlink(g_partial);
-  std::signal(sig, SIG_DFL);
-  std::raise(sig);
-}
 
 struct Flags {
   std::string folder, output, type = "f16";
@@ -99,10 +90,7 @@ int main(int argc, char** argv) {
                                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     qilin::ThreadPool pool(threads);
 
-    const std::string partial = flags.output + ".partial";  // GgufWriter's temporary name
-    if (partial.size() < sizeof g_partial) std::memcpy(g_partial, partial.c_str(), partial.size() + 1);
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
+    qilin::tools::remove_on_interrupt(flags.output + ".partial");  // GgufWriter's temporary name
 
     const bool bar = ::isatty(STDERR_FILENO) != 0;
     if (bar) {
