@@ -287,7 +287,7 @@ TEST_CASE("quantize: a GGUF input gives the same file as its Hugging Face folder
   }
 }
 
-TEST_CASE("quantize: requantizing needs allow_requantize; tensors already in their type are copied", "[quantize]") {
+TEST_CASE("quantize: requantizing needs allow_requantize, tensors already in their type are copied", "[quantize]") {
   using Catch::Contains;
   TempDir dir("quantize");
   ThreadPool pool(2);
