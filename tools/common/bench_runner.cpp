@@ -11,7 +11,9 @@
 
 #include "common/roofline.h"
 #include "core/error.h"
+#include "core/gguf.h"
 #include "models/checkpoint.h"
+#include "models/quantize_rules.h"
 #include "models/tensor_names.h"
 
 namespace qilin::tools {
@@ -79,6 +81,15 @@ BenchModelInfo describe_model(Model& model) {
   const auto most = std::max_element(matmul_bytes.begin(), matmul_bytes.end(),
                                      [](const auto& a, const auto& b) { return a.second < b.second; });
   info.type = most == matmul_bytes.end() ? "?" : std::string(name_of(most->first));
+  // A mix (q4_k_m: q4_k, q6_k and fallbacks) is named by the file's general.file_type,
+  // as llama-bench does, when it is one qilin-quantize writes.
+  if (const GgufFile* gguf = model.checkpoint().gguf(); gguf != nullptr) {
+    const int64_t file_type = gguf->get_int("general.file_type", -1);
+    for (int t = 0; t <= static_cast<int>(QuantType::q4_k_m); ++t) {
+      if (llama_file_type(static_cast<QuantType>(t)) == file_type)
+        info.type = std::string(name_of(static_cast<QuantType>(t)));
+    }
+  }
   info.bytes_per_token = model.decoder().weight_bytes_per_token();
   return info;
 }
