@@ -2,7 +2,7 @@
 // llama-perplexity (same windows, same scoring, same error estimate).
 //
 //   qilin-perplexity -m MODEL -f TEXT_FILE [-c 512] [-b 512] [--chunks N] [-t N]
-//                    [--kv-type f16|f32|q8_0] [--no-bf16] [--kl-reference MODEL]
+//                    [--kv-type f16|f32|q8_0] [--no-bf16] [--kl-reference MODEL [--kl-reference-kv-type T]]
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -29,6 +29,8 @@ constexpr const char* kUsage = R"(usage: qilin-perplexity -m MODEL -f TEXT_FILE 
   --kl-reference PATH  also run every window through this model (e.g. the f32 weights of a
                        quantized one) and report the KL divergence of the model's next-token
                        distributions from it, and how often both rank the same token first
+  --kl-reference-kv-type T  the reference's KV-cache type (default: --kv-type), e.g. the same
+                       model with an f32 cache against --kv-type q8_0
 )";
 
 }  // namespace
@@ -51,12 +53,16 @@ int main(int argc, char** argv) try {
   const bool bf16 = !args.has({"--no-bf16"});
   const bool mmap = args.has({"--mmap"});
   const std::string reference_path = args.get({"--kl-reference"});
+  const std::string reference_kv = args.get({"--kl-reference-kv-type"}, kv);
   args.finish();
   if (model_path.empty() || text_path.empty()) {
     fmt::print(stderr, "{}", kUsage);
     return 1;
   }
-  QILIN_CHECK(kv == "f16" || kv == "f32" || kv == "q8_0", "args", "--kv-type expects f16, f32 or q8_0, got '{}'", kv);
+  for (const std::string& type : {kv, reference_kv}) {
+    QILIN_CHECK(type == "f16" || type == "f32" || type == "q8_0", "args",
+                "--kv-type and --kl-reference-kv-type expect f16, f32 or q8_0, got '{}'", type);
+  }
   QILIN_CHECK(batch >= 1, "args", "-b must be positive, got {}", batch);
   QILIN_CHECK(threads >= 0 && threads <= 1024, "args", "-t expects a thread count in [0, 1024], got {}", threads);
 
@@ -74,7 +80,9 @@ int main(int argc, char** argv) try {
   }
   std::unique_ptr<Model> reference;
   if (!reference_path.empty()) {
-    reference = Model::load(reference_path, load);
+    LoadOptions reference_load = load;
+    dtype_from_name(reference_kv, &reference_load.kv_type);
+    reference = Model::load(reference_path, reference_load);
     options.reference = reference.get();
     fmt::print(stderr, "{}: the reference, loaded in {:.2f} s\n", reference_path, reference->load_seconds());
   }
