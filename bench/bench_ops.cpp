@@ -181,12 +181,11 @@ void register_embedding(cpu::Isa isa) {
 void register_attention(cpu::Isa isa) {
   const int64_t max_pos = 2048;
   for (const Model& m : kModels) {
-    for (DType dtype : {DType::f32, DType::f16}) {
+    for (DType dtype : {DType::f32, DType::f16, DType::q8_0}) {
       for (int threads : {1, all_threads()}) {
         // Decode: one query at position ctx - 1.
         for (int64_t ctx : {128, 512, 2048}) {
-          const int64_t kv_bytes =
-              2 * m.n_kv_heads * ctx * m.head_dim * static_cast<int64_t>(traits(dtype).block_bytes);
+          const int64_t kv_bytes = 2 * m.n_kv_heads * ctx * static_cast<int64_t>(row_bytes(dtype, m.head_dim));
           const std::string shape = std::string(m.name) + "/" + std::string(name_of(dtype)) +
                                     "/decode/ctx:" + std::to_string(ctx) + "/threads:" + std::to_string(threads);
           add_bench(
@@ -213,7 +212,7 @@ void register_attention(cpu::Isa isa) {
                                   "/threads:" + std::to_string(threads);
         add_bench(
             "attention", isa, shape,
-            2 * m.n_kv_heads * ctx * m.head_dim * static_cast<int64_t>(traits(dtype).block_bytes),
+            2 * m.n_kv_heads * ctx * static_cast<int64_t>(row_bytes(dtype, m.head_dim)),
             [=] {
               Tensor k = Tensor::empty({m.n_kv_heads, max_pos, m.head_dim}, dtype);
               Tensor v = Tensor::empty({m.n_kv_heads, max_pos, m.head_dim}, dtype);
@@ -240,7 +239,7 @@ void register_attention_prefill(cpu::Isa isa) {
   const int threads = 2;
   for (const Model& m : kModels) {
     for (int64_t n_q : {128, 512}) {
-      for (DType dtype : {DType::f32, DType::f16}) {
+      for (DType dtype : {DType::f32, DType::f16, DType::q8_0}) {
         const double flops =
             4.0 * static_cast<double>(m.n_heads * m.head_dim) * static_cast<double>(n_q * (n_q + 1) / 2);
         const std::string name = "ops/attention/" + std::string(cpu::name_of(isa)) + "/" + m.name + "/" +
