@@ -128,11 +128,11 @@ Decoder::Decoder(const Checkpoint& checkpoint, const DecoderOptions& options, Th
     MatmulWeight w(load.matrix_part(tensor, n, k, part));
     const TensorView stored = w.view();
     const TensorView& in_file = checkpoint.require(tensor);
-    const void* file_rows = part.count >= 0 ? in_file.slice_rows(part.first, part.count).data() : in_file.data();
-    const bool from_file = file_rows == stored.data();  // not dequantized at load
+    const TensorView file_rows = part.count >= 0 ? in_file.slice_rows(part.first, part.count) : in_file;
+    const bool from_file = file_rows.data() == stored.data();  // else dequantized at load into owned_
     if (from_file && !options.mmap_weights) w.make_resident(resident_, &pool);
     w.prepare(rows, options.matmul, &pool);
-    if (from_file && w.holds_copy()) checkpoint.release_pages(stored);
+    if (!from_file || w.holds_copy()) checkpoint.release_pages(file_rows);
     return w;
   };
   output_ = std::make_unique<MatmulWeight>(
