@@ -57,8 +57,6 @@ cublasHandle_t cublas_handle(const Stream& stream) {
 
 cublasLtHandle_t cublaslt_handle(int device) { return handles_of(device >= 0 ? device : current_device()).lt; }
 
-void* cublaslt_workspace(int device) {
-  return handles_of(device >= 0 ? device : current_device()).lt_workspace.data();
-}
+void* cublaslt_workspace(int device) { return handles_of(device >= 0 ? device : current_device()).lt_workspace.data(); }
 
 }  // namespace qilin::cuda

@@ -64,7 +64,8 @@ class CachingAllocator {
       size_t free_bytes = 0, total_bytes = 0;
       cudaMemGetInfo(&free_bytes, &total_bytes);
       const AllocatorStats s = stats();
-      fail("cuda", "out of memory on device {}: {} bytes ({:.1f} MiB) asked for, {:.1f} MiB free of {:.1f} MiB ({:.1f} MiB "
+      fail("cuda",
+           "out of memory on device {}: {} bytes ({:.1f} MiB) asked for, {:.1f} MiB free of {:.1f} MiB ({:.1f} MiB "
            "held by Qilin's buffers)",
            device_, size_class, mib(size_class), mib(free_bytes), mib(total_bytes), mib(s.bytes_in_use));
     }

@@ -68,8 +68,8 @@ class DeviceBuffer {
 void ensure_capacity(DeviceBuffer& buf, size_t bytes, int device = -1);
 
 struct AllocatorStats {
-  size_t bytes_in_use = 0;        // capacity of the live DeviceBuffers
-  size_t bytes_cached = 0;        // held in the free lists
+  size_t bytes_in_use = 0;  // capacity of the live DeviceBuffers
+  size_t bytes_cached = 0;  // held in the free lists
   size_t peak_bytes_in_use = 0;
   uint64_t device_allocations = 0;  // cudaMalloc calls so far (should stop growing after warm-up)
   uint64_t cache_hits = 0;          // allocations served from a free list
