@@ -15,6 +15,8 @@
 #include "core/error.h"
 #include "kernels/cpu/gemm_table.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cuda/device.h"
+#include "kernels/cuda/matmul_cuda.h"
 #include "kernels/matmul_paths.h"
 
 namespace qilin {
@@ -61,6 +63,37 @@ constexpr PlanRow kCpuPlan[] = {
     {DType::q6_k, 1, cpu::Isa::avx2, MatmulPath::simd},          {DType::q6_k, 1, cpu::Isa::ref, MatmulPath::ref},
 };
 
+// How matmul() chooses on the GPU (the weight on Device::cuda): the own GEMV kernels
+// while the product is a weight stream (decode, a few rows), cuBLAS from the row count
+// where a GEMM's tensor cores win (llama.cpp switches at 8 rows too). Compiled but not
+// yet measured: a session with a GPU sets these from bench figures (docs/cuda.md).
+struct GpuPlanRow {
+  DType weight;
+  int64_t min_m;
+  MatmulPath path;
+};
+constexpr int64_t kCublasMinRows = detail::kCudaGemvMaxRows + 1;
+constexpr GpuPlanRow kGpuPlan[] = {
+    // weight      rows            path
+    {DType::f32, kCublasMinRows, MatmulPath::cublas},  {DType::f32, 1, MatmulPath::cuda},
+    {DType::f16, kCublasMinRows, MatmulPath::cublas},  {DType::f16, 1, MatmulPath::cuda},
+    {DType::bf16, kCublasMinRows, MatmulPath::cublas}, {DType::bf16, 1, MatmulPath::cuda},
+    {DType::q8_0, kCublasMinRows, MatmulPath::cublas}, {DType::q8_0, 1, MatmulPath::cuda},
+    {DType::q4_0, kCublasMinRows, MatmulPath::cublas}, {DType::q4_0, 1, MatmulPath::cuda},
+    {DType::q4_1, kCublasMinRows, MatmulPath::cublas}, {DType::q4_1, 1, MatmulPath::cuda},
+    {DType::q4_k, kCublasMinRows, MatmulPath::cublas}, {DType::q4_k, 1, MatmulPath::cuda},
+    {DType::q6_k, kCublasMinRows, MatmulPath::cublas}, {DType::q6_k, 1, MatmulPath::cuda},
+};
+
+bool is_gpu_path(MatmulPath p) { return p == MatmulPath::cuda || p == MatmulPath::cublas; }
+
+MatmulPath automatic_gpu_path(int64_t m, DType weight) {
+  for (const GpuPlanRow& row : kGpuPlan) {
+    if (row.weight == weight && m >= row.min_m) return row.path;
+  }
+  return MatmulPath::cuda;  // unreachable: check_weight admits only the dtypes above
+}
+
 MatmulPath automatic_path(int64_t m, DType weight, const MatmulOptions& opts) {
   const cpu::Isa isa = cpu::active_isa();
   // Where the level has own bf16-compute kernels (AMX), float weights that may be
@@ -96,12 +129,22 @@ bool verbose_from_environment() {
   return env != nullptr && *env != '\0' && std::string_view(env) != "0";
 }
 
-// Throws when `path` cannot multiply by a weight of dtype `weight`.
-void check_forced_path(MatmulPath path, DType weight, const MatmulOptions& opts) {
+// Throws when `path` cannot multiply by a weight of dtype `weight` on `device`.
+void check_forced_path(MatmulPath path, DType weight, Device device, const MatmulOptions& opts) {
+  if (device == Device::cuda && !is_gpu_path(path)) {
+    fail("matmul", "path {} runs on the CPU, but the weight is on cuda (use cuda or cublas)", name_of(path));
+  }
   switch (path) {
     case MatmulPath::cuda:
     case MatmulPath::cublas:
-      fail("matmul", "path {} runs on the GPU, but the CUDA backend is not built/wired into matmul yet", name_of(path));
+      if (!cuda::built_with_cuda()) {
+        fail("matmul", "path {} runs on the GPU, but this build of Qilin has no CUDA backend", name_of(path));
+      }
+      if (device != Device::cuda) {
+        fail("matmul", "path {} runs on the GPU (CUDA backend), but the weight is on {}", name_of(path),
+             name_of(device));
+      }
+      return;
     case MatmulPath::eigen:
       if (detail::is_quant_weight(weight)) {
         fail("matmul",
@@ -120,10 +163,14 @@ void check_forced_path(MatmulPath path, DType weight, const MatmulOptions& opts)
 }
 
 void check_weight(const TensorView& w) {
-  if (w.device() != Device::cpu) {
-    fail("matmul", "the weight is on {}, but the CUDA backend is not built/wired into matmul yet", name_of(w.device()));
-  }
   const DTypeTraits& tr = traits(w.dtype());
+  if (w.device() == Device::cuda) {
+    if (!cuda::built_with_cuda()) {
+      fail("matmul", "the weight is on cuda, but this build of Qilin has no CUDA backend (configure with QILIN_CUDA=ON)");
+    }
+    if (!detail::cuda_accepts(w.dtype())) fail("matmul", "weight dtype {} is not supported on the GPU", tr.name);
+    return;
+  }
   // (A view of a block format always holds whole blocks per row: TensorView checks it.)
   if (tr.is_quantized) {
     if (!detail::is_quant_weight(w.dtype())) fail("matmul", "weight dtype {} is not supported yet", tr.name);
@@ -146,6 +193,10 @@ std::string describe_plan(MatmulPath path, int64_t m, const MatmulWeight& w, con
       how = fmt::format("oneDNN {}{}", detail::onednn_impl_name(w),
                         opts.allow_bf16_compute && w.view().dtype() != DType::bf16 ? ", bf16 compute allowed" : "");
       break;
+    case MatmulPath::cuda:
+    case MatmulPath::cublas:
+      return fmt::format("[matmul] M={} N={} K={} w={} -> {} ({}; GPU)", m, w.n(), w.k(), name_of(w.view().dtype()),
+                         name_of(path), detail::cuda_kernel_name(path, w.view().dtype()));
     default:
       break;
   }
@@ -192,6 +243,7 @@ size_t MatmulWeight::packed_bytes() const noexcept {
 }
 
 void MatmulWeight::make_resident(HugePageArena& arena, ThreadPool* pool) {
+  if (w_.device() != Device::cpu) return;  // a GPU weight is resident in GPU memory already
   if (!traits(w_.dtype()).is_float || packs_->resident_bytes != 0) return;
   const int64_t rows = w_.rows();
   const size_t row_bytes = w_.row_size();
@@ -215,6 +267,7 @@ bool MatmulWeight::holds_copy() const noexcept {
 
 void MatmulWeight::prepare(int64_t max_m, const MatmulOptions& opts, ThreadPool* pool) {
   if (max_m < 1) fail("matmul", "prepare() needs max_m >= 1, got {}", max_m);
+  if (w_.device() != Device::cpu) return;  // the GPU paths read the weight as stored
   if (detail::is_quant_weight(w_.dtype())) {
     // Decode (one row) and the largest batch may take different paths; pack for either.
     if (plan_matmul(1, *this, opts) == MatmulPath::simd || plan_matmul(max_m, *this, opts) == MatmulPath::simd) {
@@ -231,9 +284,10 @@ MatmulPath plan_matmul(int64_t m, const MatmulWeight& w, const MatmulOptions& op
   check_weight(w.view());
   MatmulPath forced = opts.force != MatmulPath::automatic ? opts.force : path_from_environment();
   if (forced != MatmulPath::automatic) {
-    check_forced_path(forced, w.view().dtype(), opts);
+    check_forced_path(forced, w.view().dtype(), w.view().device(), opts);
     return forced;
   }
+  if (w.view().device() == Device::cuda) return automatic_gpu_path(m, w.view().dtype());
   return automatic_path(m, w.view().dtype(), opts);
 }
 
@@ -243,9 +297,14 @@ namespace {
 detail::MatmulCall checked_call(const TensorView& x, const MatmulWeight& w, const TensorView& y, ThreadPool& pool,
                                 const MatmulOptions& opts) {
   const TensorView& wv = w.view();
-  if (x.device() != Device::cpu || y.device() != Device::cpu) {
-    fail("matmul", "x is on {} and y on {}, but the CUDA backend is not built/wired into matmul yet",
-         name_of(x.device()), name_of(y.device()));
+  if (x.device() != wv.device() || y.device() != wv.device()) {
+    fail("matmul",
+         "x is on {}, w on {} and y on {}: the CUDA backend multiplies only when all three are on the GPU, the CPU "
+         "paths when all are on the CPU",
+         name_of(x.device()), name_of(wv.device()), name_of(y.device()));
+  }
+  if (wv.device() == Device::cuda && !cuda::built_with_cuda()) {
+    fail("matmul", "x, w and y are on cuda, but this build of Qilin has no CUDA backend (configure with QILIN_CUDA=ON)");
   }
   if (x.dtype() != DType::f32 || y.dtype() != DType::f32) {
     fail("matmul", "x and y must be f32, got x {} and y {}", name_of(x.dtype()), name_of(y.dtype()));
@@ -284,8 +343,14 @@ void run_path(MatmulPath path, const detail::MatmulCall& call) {
     case MatmulPath::onednn:
       detail::run_onednn(call);
       break;
+    case MatmulPath::cuda:
+      detail::run_cuda_gemv(call);
+      break;
+    case MatmulPath::cublas:
+      detail::run_cublas(call);
+      break;
     default:
-      fail("matmul", "path {} is not available on the CPU", name_of(path));
+      fail("matmul", "path {} is not a path that runs", name_of(path));
   }
 }
 
