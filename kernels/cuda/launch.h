@@ -58,8 +58,6 @@ struct AttentionArgs {
   float* partial_acc = nullptr;  // plan.partials * head_dim floats
   float* partial_ml = nullptr;   // plan.partials * 2 floats
 };
-// Dynamic shared memory the split kernel needs (must stay within 48 KiB: checked by the caller).
-size_t attention_shared_bytes(const AttentionPlan& plan, int64_t head_dim) noexcept;
 void attention(const AttentionArgs& args, cudaStream_t stream) noexcept;
 
 // ---- gemv_quant.cu -----------------------------------------------------------------------

@@ -349,6 +349,9 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, in
   a.pos0 = pos0;
   a.scale = s;
   a.plan = plan_attention(n_q, n_heads, n_kv_heads, head_dim, pos0, sm_count(stream.device()));
+  QILIN_CHECK(attention_shared_bytes(a.plan, head_dim) <= kAttentionMaxSharedBytes, op,
+              "q is {}: head_dim {} needs {} bytes of shared memory per block", q.shape().str(), head_dim,
+              attention_shared_bytes(a.plan, head_dim));
   const size_t acc_floats = static_cast<size_t>(a.plan.partials * head_dim);
   const DeviceBuffer partials((acc_floats + 2 * static_cast<size_t>(a.plan.partials)) * sizeof(float), stream.device());
   a.partial_acc = partials.data_as<float>();

@@ -49,14 +49,11 @@ __global__ void __launch_bounds__(kThreads) attention_split_kernel(AttentionArgs
   const int split = blockIdx.x;
   const int64_t kv = blockIdx.y / a.plan.n_slices, slice = blockIdx.y % a.plan.n_slices;
   const int64_t i = blockIdx.z;
-  const int64_t group = a.n_heads / a.n_kv_heads;
-  const int64_t h0 = kv * group + slice * a.plan.heads_per_block;
-  const int64_t heads_left = (kv + 1) * group - h0;
-  const int nh = static_cast<int>(heads_left < a.plan.heads_per_block ? heads_left : a.plan.heads_per_block);
+  int64_t h0, j0, j1;
+  int nh;
+  slice_heads(a.plan, a.n_heads / a.n_kv_heads, kv, slice, &h0, &nh);
   if (nh <= 0) return;  // uniform over the block
-  const int64_t n_ctx = a.pos0 + i + 1;
-  const int64_t j0 = split * a.plan.chunk;
-  const int64_t j1 = j0 + a.plan.chunk < n_ctx ? j0 + a.plan.chunk : n_ctx;
+  split_keys(a.plan, split, a.pos0 + i + 1, &j0, &j1);
 
   const float* q = a.q + (i * a.n_heads + h0) * hd;  // the nh heads are contiguous
   for (int64_t idx = threadIdx.x; idx < nh * hd; idx += blockDim.x) q_s[idx] = q[idx];
@@ -94,14 +91,11 @@ __global__ void __launch_bounds__(kThreads) attention_split_kernel(AttentionArgs
         float part = 0.0f;
 #pragma unroll
         for (int t = 0; t < D; ++t) part += qr[h][t] * kreg[t];
-        const float s = warp_sum(part) * a.scale;
-        const float m_new = fmaxf(m[h], s);
-        const float correction = expf(m[h] - m_new);  // 0 on the warp's first key (m = -inf)
-        const float p = expf(s - m_new);
-        l[h] = l[h] * correction + p;
+        const OnlineStep step = online_step(m[h], warp_sum(part) * a.scale);
+        l[h] = l[h] * step.correction + step.p;
 #pragma unroll
-        for (int t = 0; t < D; ++t) acc[h][t] = acc[h][t] * correction + p * vreg[t];
-        m[h] = m_new;
+        for (int t = 0; t < D; ++t) acc[h][t] = acc[h][t] * step.correction + step.p * vreg[t];
+        m[h] = step.m;
       }
     }
   }
@@ -133,8 +127,7 @@ __global__ void __launch_bounds__(kThreads) attention_split_kernel(AttentionArgs
     if (m_max != -INFINITY) {
       for (int w = 0; w < kAttentionWarps; ++w) {
         const float* r = red + (w * G + h) * (hd + 2);
-        if (r[hd] == -INFINITY) continue;  // a warp that saw no key
-        const float e = expf(r[hd] - m_max);
+        const float e = rescale_weight(r[hd], m_max);  // 0 for a warp that saw no key
         sum_acc += r[d] * e;
         sum_l += r[hd + 1] * e;
       }
@@ -160,7 +153,7 @@ __global__ void attention_combine_kernel(const float* partial_acc, const float* 
   m_max = block_max(m_max, scratch);  // finite: split 0 holds at least key 0
   float sum_l = 0.0f;
   for (int s = threadIdx.x; s < n_splits; s += blockDim.x) {
-    const float e = ml[2 * s] == -INFINITY ? 0.0f : expf(ml[2 * s] - m_max);
+    const float e = rescale_weight(ml[2 * s], m_max);
     weight[s] = e;
     sum_l += ml[2 * s + 1] * e;
   }
@@ -195,11 +188,6 @@ void run_kv(const AttentionArgs& a, cudaStream_t stream) {
 }
 
 }  // namespace
-
-size_t attention_shared_bytes(const AttentionPlan& plan, int64_t head_dim) noexcept {
-  const auto g = static_cast<size_t>(plan.max_heads), hd = static_cast<size_t>(head_dim);
-  return sizeof(float) * (g * hd + kAttentionWarps * g * (hd + 2));
-}
 
 void attention(const AttentionArgs& a, cudaStream_t stream) noexcept {
   if (a.n_q == 0) return;

@@ -26,15 +26,18 @@ __global__ void rmsnorm_kernel(const float* x, int64_t ldx, const float* w, floa
 }
 
 // Two passes (mean, then the squared deviations), as the CPU ref: no cancellation
-// for rows with a large mean.
+// for rows with a large mean. The mean is summed as an offset from the row's first
+// element, so a row of values near 1000 does not carry the f32 rounding of sums of
+// 1000s (the CPU ref sums in double).
 __global__ void layernorm_kernel(const float* x, int64_t ldx, const float* w, const float* b, float eps, float* y,
                                  int64_t ldy, int64_t rows, int64_t cols) {
   __shared__ float scratch[32];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const float* xr = x + r * ldx;
+    const float shift = xr[0];
     float sum = 0.0f;
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) sum += xr[c];
-    const float mean = block_sum(sum, scratch) / static_cast<float>(cols);
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) sum += xr[c] - shift;
+    const float mean = shift + block_sum(sum, scratch) / static_cast<float>(cols);
     float sum_sq = 0.0f;
     for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) sum_sq += (xr[c] - mean) * (xr[c] - mean);
     const float inv_std = 1.0f / sqrtf(block_sum(sum_sq, scratch) / static_cast<float>(cols) + eps);

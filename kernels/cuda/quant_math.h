@@ -21,12 +21,10 @@
 #include "core/dtype.h"
 #include "core/half.h"
 #include "core/quant_blocks.h"
+#include "kernels/cuda/hd.h"
 
 #if defined(__CUDACC__)
 #include <cuda_fp16.h>
-#define QILIN_HD __host__ __device__ __forceinline__
-#else
-#define QILIN_HD inline
 #endif
 
 namespace qilin::cuda {
