@@ -1,6 +1,6 @@
 // Checked CUDA and cuBLAS calls: every failure becomes a qilin::Error naming the
 // call as written, the library's error string and the file:line of the call, e.g.
-//   "[cuda] cudaMalloc(&ptr, bytes) failed: out of memory (cudaErrorMemoryAllocation) at kernels/cuda/memory.cpp:71".
+//   "[cuda] cudaSetDevice(device) failed: invalid device ordinal (cudaErrorInvalidDevice) at kernels/cuda/memory.cpp:170".
 //
 // Internal to kernels/cuda/ (it needs the CUDA headers); the public headers of the
 // backend (memory.h, stream.h, tensor.h, ops.h) stay free of them. Kept free of fmt

@@ -69,7 +69,7 @@ class CachingAllocator {
            "held by Qilin's buffers)",
            device_, size_class, mib(size_class), mib(free_bytes), mib(total_bytes), mib(s.bytes_in_use));
     }
-    QILIN_CUDA_CHECK(err);
+    check_cuda(err, "cudaMalloc(&p, size_class)", __FILE__, __LINE__);  // name the call, not `err`
     std::lock_guard lock(mutex_);
     ++stats_.device_allocations;
     note_in_use(size_class);

@@ -17,7 +17,7 @@ Stream::Stream(int device) : device_(device >= 0 ? device : current_device()) {
   QILIN_CUDA_CHECK(cudaSetDevice(device_));
   const cudaError_t err = cudaStreamCreateWithFlags(&handle_, cudaStreamNonBlocking);
   cudaSetDevice(previous);
-  QILIN_CUDA_CHECK(err);
+  check_cuda(err, "cudaStreamCreateWithFlags(&handle_, cudaStreamNonBlocking)", __FILE__, __LINE__);
 }
 
 Stream::~Stream() {
