@@ -211,8 +211,7 @@ void register_attention(cpu::Isa isa) {
                                   "/decode:" + std::to_string(n_q) + "/ctx:" + std::to_string(ctx) +
                                   "/threads:" + std::to_string(threads);
         add_bench(
-            "attention", isa, shape,
-            2 * m.n_kv_heads * ctx * static_cast<int64_t>(row_bytes(dtype, m.head_dim)),
+            "attention", isa, shape, 2 * m.n_kv_heads * ctx * static_cast<int64_t>(row_bytes(dtype, m.head_dim)),
             [=] {
               Tensor k = Tensor::empty({m.n_kv_heads, max_pos, m.head_dim}, dtype);
               Tensor v = Tensor::empty({m.n_kv_heads, max_pos, m.head_dim}, dtype);
