@@ -122,8 +122,15 @@ memory pack_weight(const MatmulWeight& w, const memory::desc& desc) {
 // seen as a [K, N] "ba" matrix), not reordered: its brgemm copies B blocks per call
 // and runs within 0.5-5% of the reordered weight (896x4864 at M=512: 15.5 vs 15.4 ms;
 // 576x1536: 3.08 vs 2.93 ms), where a reordered copy would double the model's memory.
+// Where oneDNN has no kernel for that layout (its avx2 f32 matmul, e.g. with
+// DNNL_MAX_CPU_ISA=AVX2), describe() falls back to a reordered copy.
 bool plain_weights(const OnednnPack& pack, const MatmulWeight& w) {
   return pack.compute == DnnlType::f32 && w.view().dtype() == DType::f32;
+}
+
+memory::desc plain_weights_desc(const OnednnPack& pack, const MatmulWeight& w) {
+  const int64_t row_stride = w.view().row_stride_bytes() / static_cast<int64_t>(sizeof(float));
+  return memory::desc({w.k(), w.n()}, pack.compute, memory::dims{1, row_stride});
 }
 
 // The index of the packed copy in the layout `pd` asks for, packing it on first use.
@@ -131,8 +138,9 @@ size_t ensure_layout(OnednnPack& pack, const MatmulWeight& w, const dnnl::matmul
   for (size_t i = 0; i < pack.layouts.size(); ++i) {
     if (pack.layouts[i].desc == pd.weights_desc()) return i;
   }
-  if (plain_weights(pack, w)) {
-    pack.layouts.push_back({pd.weights_desc(), memory(pd.weights_desc(), cpu_engine(), const_cast<void*>(w.view().data()))});
+  if (plain_weights(pack, w) && pd.weights_desc() == plain_weights_desc(pack, w)) {
+    pack.layouts.push_back(
+        {pd.weights_desc(), memory(pd.weights_desc(), cpu_engine(), const_cast<void*>(w.view().data()))});
     return pack.layouts.size() - 1;
   }
   pack.layouts.push_back({pd.weights_desc(), pack_weight(w, pd.weights_desc())});
@@ -142,14 +150,19 @@ size_t ensure_layout(OnednnPack& pack, const MatmulWeight& w, const dnnl::matmul
 dnnl::matmul::primitive_desc describe(const OnednnPack& pack, const MatmulWeight& w, int64_t m, int64_t ldx,
                                       int64_t ldy) {
   const memory::desc src({m, w.k()}, pack.compute, memory::dims{ldx, 1});
-  const int64_t row_stride = w.view().row_stride_bytes() / static_cast<int64_t>(w.view().dtype() == DType::f32 ? 4 : 2);
-  const memory::desc weights = plain_weights(pack, w)
-                                   ? memory::desc({w.k(), w.n()}, pack.compute, memory::dims{1, row_stride})
-                                   : memory::desc({w.k(), w.n()}, pack.compute, memory::format_tag::any);
   const memory::desc dst({m, w.n()}, DnnlType::f32, memory::dims{ldy, 1});
   // The caller passes each thread its own scratchpad, so threads may run one primitive at once.
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  if (plain_weights(pack, w)) {
+    try {
+      return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, plain_weights_desc(pack, w), dst), attr,
+                                          cpu_engine());
+    } catch (const dnnl::error&) {
+      // no kernel for the stored layout at this ISA: reorder once, as for bf16
+    }
+  }
+  const memory::desc weights({w.k(), w.n()}, pack.compute, memory::format_tag::any);
   return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, dst), attr, cpu_engine());
 }
 
