@@ -222,9 +222,11 @@ void register_all() {
   }
   // bf16 compute at prefill shapes: the own AMX kernel (simd, converting weight panels
   // on the fly) against oneDNN's (weights reordered to bf16 once, at prepare()).
-  // Qwen2.5-0.5B's MLP up-projection and SmolLM2-135M's.
+  // K x N: Qwen2.5-0.5B's MLP up and down projections; SmolLM2-135M's MLP up and down
+  // and its attention Q/O.
   for (DType dtype : {DType::f16, DType::f32, DType::bf16}) {
-    for (WeightShape s : {WeightShape{896, 4864}, WeightShape{576, 1536}}) {
+    for (WeightShape s : {WeightShape{896, 4864}, WeightShape{4864, 896}, WeightShape{576, 1536},
+                          WeightShape{1536, 576}, WeightShape{576, 576}}) {
       for (MatmulPath path : {MatmulPath::simd, MatmulPath::onednn}) {
         for (int64_t m : {8, 64, 512}) {
           const std::string name = "matmul_bf16compute/" + std::string(name_of(path)) + "/" + dtype_name(dtype) + "/" +

@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 
+#include "kernels/cpu/gemm_table.h"
 #include "kernels/cpu/qgemm_table.h"
 #include "kernels/matmul.h"
 
@@ -42,6 +43,15 @@ bool simd_bf16_compute(int64_t m, DType w, const MatmulOptions& opts);
 // Own kernels (kernels/cpu/gemm_table.h): `ref` uses the scalar table, `simd`
 // the active ISA level's. Allocation-free after the first call of a shape.
 void run_cpu_kernels(const MatmulCall& call, bool scalar_ref);
+// The calls (1 to 8, all reading the same x) on the bf16-compute kernels, where
+// simd_bf16_compute holds for each (kernels/matmul_bf16.cpp).
+void run_bf16_compute(std::span<const MatmulCall* const> calls);
+// Shared by the two: a call's arguments for a float kernel, the index of a float
+// weight dtype in cpu::GemmTable, and the calling thread's scratch for kernels that
+// ask for some (grown, never shrunk).
+cpu::GemmArgs gemm_args(const MatmulCall& c);
+int gemm_weight_index(DType w) noexcept;
+void* cpu_thread_scratch(size_t bytes);
 // Several calls with the same x in one parallel region (at most 8; see matmul_group).
 void run_cpu_kernels_group(std::span<const MatmulCall> calls, bool scalar_ref);
 // The name of the kernel run_cpu_kernels would use (for the verbose plan).

@@ -208,6 +208,35 @@ TEST_CASE("matmul: prepare() reorders the weight once, later calls reuse it", "[
   }
 }
 
+TEST_CASE("matmul: bf16 compute gives the same bits however the pool splits it", "[matmul]") {
+  // With many rows and a small weight the pool splits rows (each thread converts the whole
+  // weight), else columns; every output is the same sum in the same order either way.
+  if (!cpu::isa_supported(cpu::Isa::amx)) {
+    SUCCEED("no AMX: no own bf16-compute kernels");
+    return;
+  }
+  test::IsaGuard guard;
+  cpu::set_active_isa(cpu::Isa::amx);
+  ThreadPool pool1(1), pool2(2), pool3(3);
+  MatmulOptions opts;
+  opts.allow_bf16_compute = true;
+  for (DType wt : kWeightTypes) {
+    const Tensor w = test::random_tensor(200, 1100, wt, Values::reals, 51);  // K in two chunks at 512 rows
+    const MatmulWeight weight(w);
+    for (int64_t m : {417, 512, 40}) {
+      const Tensor x = test::random_tensor(m, 1100, DType::f32, Values::reals, 52);
+      Tensor y1 = Tensor::zeros({m, 200}, DType::f32), y2 = Tensor::zeros({m, 200}, DType::f32),
+             y3 = Tensor::zeros({m, 200}, DType::f32);
+      matmul(x, weight, y1, pool1, opts);
+      matmul(x, weight, y2, pool2, opts);
+      matmul(x, weight, y3, pool3, opts);
+      INFO("w " << name_of(wt) << ", M=" << m);
+      REQUIRE(std::memcmp(y1.data(), y2.data(), y1.nbytes()) == 0);
+      REQUIRE(std::memcmp(y1.data(), y3.data(), y1.nbytes()) == 0);
+    }
+  }
+}
+
 TEST_CASE("matmul: bf16 compute on the own AMX kernels keeps no copy of the weight", "[matmul]") {
   if (!cpu::isa_supported(cpu::Isa::amx)) {
     SUCCEED("no AMX: bf16 compute runs on oneDNN, which reorders the weight once");

@@ -24,9 +24,10 @@ TEST_CASE("matmul_group: bit-identical to one matmul per weight", "[matmul]") {
   const MatmulWeight* wp[4] = {&mw[0], &mw[1], &mw[2], &mw[3]};
   for (cpu::Isa level : test::supported_levels()) {
     cpu::set_active_isa(level);
-    // allow_bf16_compute: the own bf16-compute kernels at 17 and 64 rows where the level has them (AMX),
-    // with x rounded once for the whole group.
-    for (auto [m, allow_bf16] : {std::pair<int64_t, bool>{1, false}, {3, false}, {64, false}, {17, true}, {64, true}}) {
+    // allow_bf16_compute: the own bf16-compute kernels at 17, 64 and 512 rows where the level has them
+    // (AMX), with x rounded once for the whole group; at 512 rows the pool splits rows, not columns.
+    for (auto [m, allow_bf16] :
+         {std::pair<int64_t, bool>{1, false}, {3, false}, {64, false}, {17, true}, {64, true}, {512, true}}) {
       INFO("isa " << cpu::name_of(level) << ", M " << m << (allow_bf16 ? ", bf16 allowed" : ""));
       MatmulOptions opts;
       opts.allow_bf16_compute = allow_bf16;
