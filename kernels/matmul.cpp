@@ -44,6 +44,16 @@ constexpr std::string_view kPathNames[kMatmulPathCount] = {"auto", "ref", "simd"
 //  - block formats (q8_0, q4_0, q4_1, q4_k, q6_k) run on the own integer kernels at
 //    any M (kernels/cpu/qgemm_table.h; the scalar ones without AVX2): no other path
 //    takes them, and none may dequantize them.
+// Before the table, MatmulOptions::allow_bf16_compute (the models' prefill default):
+//  - on AMX every float weight takes the simd path: the own tile kernels
+//    (kernels/cpu/amx/gemm_amx_bf16.cpp, run by kernels/matmul_bf16.cpp) from 7 rows
+//    on, the GEMV below; never oneDNN. The tiles convert weight panels to bf16 as they
+//    read them, so no copy of a weight outlives the call, where oneDNN keeps a reordered
+//    bf16 copy of each for the model's lifetime (an f16 SmolLM2-135M at pp512: 521 ->
+//    304 MB peak RSS), and they run at oneDNN's speed or better (pp512, 2 threads:
+//    SmolLM2 f16 3949 -> 4016 t/s, Qwen2.5-0.5B f16 1301 -> 1446; SmolLM2 with bf16 or
+//    f32 weights even). From 7 rows: the GEMV's 6-row tiles stream the weight twice there;
+//  - with AVX512-BF16 but no AMX, f32 and f16 weights go to oneDNN's bf16 path from 16 rows.
 struct PlanRow {
   DType weight;
   int64_t min_m;
