@@ -217,8 +217,12 @@ void blocked_attention(const cpu::OpsTable& kt, const BlockCase& c, const std::v
 
 }  // namespace
 
+// [no_qemu] on the two sweeps below: under the no-AVX2 emulator only the ref level runs,
+// which these cases also check natively, and their size (every block shape, f32/f16/q8_0
+// caches) takes the emulator past the test timeout; the smaller cases above cover the
+// scalar path there.
 TEST_CASE("ops: blocked attention kernels match ref and the per-token kernels, every block shape",
-          "[ops][attention][blocked]") {
+          "[ops][attention][blocked][no_qemu]") {
   const std::pair<int64_t, int64_t> heads[] = {{2, 2}, {6, 2}, {7, 1}};  // groups 1, 3, 7
   for (int64_t head_dim : {64, 128, 80}) {
     const int64_t max_rows = cpu::attention_block_max_rows(head_dim);
@@ -266,7 +270,7 @@ TEST_CASE("ops: blocked attention kernels match ref and the per-token kernels, e
 }
 
 TEST_CASE("ops: prefill attention (blocked, threaded) matches a naive double implementation, GQA 1..17",
-          "[ops][attention][blocked]") {
+          "[ops][attention][blocked][no_qemu]") {
   // head_dim 512 allows 16 rows per block: a group of 17 heads is cut into slices.
   const AttentionCase cases[] = {{2, 2, 64},  {6, 2, 64},   {7, 1, 64}, {9, 3, 128},
                                  {14, 2, 80}, {17, 1, 512}, {3, 1, 7},  {2, 1, 33}};
