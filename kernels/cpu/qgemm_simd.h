@@ -7,9 +7,9 @@
 // float vectors F, and the few operations used below; V::kVnni says whether
 // vpdpbusd exists. Reading of the packed layout: kernels/cpu/qgemm_pack.h.
 //
-// A tile is MB rows of x against one vector's worth of weight rows (16, or 8 on
-// AVX2: half a packed group). For each 32-element block, each quad (4 elements)
-// of the unpacked weight vector meets the MB rows' 4 x values broadcast; the
+// A tile is MB rows of x against NV weight vectors (a vector: 16 weight rows, or 8
+// on AVX2: half a packed group). For each 32-element block, each quad (4 elements)
+// of the unpacked weight vectors meets the MB rows' 4 x values broadcast; the
 // integer sums are exact (see Acc), then each block's sum is converted to f32,
 // scaled by the 16 rows' A times the x block's d and accumulated in f32.
 #pragma once
@@ -46,17 +46,17 @@ struct QKernels {
   struct Acc {
     I v;
     void start(int32_t corr) { v = kMode == i16 || kMode == sign ? V::zero() : V::set1(corr); }
-    void add(I w, const int8_t* x) {
+    void add(I w, I xb) {
       if constexpr (kMode == vnni) {
-        v = V::dpbusd(v, w, V::bcast4(x));
+        v = V::dpbusd(v, w, xb);
       } else if constexpr (kMode == i16) {
-        v = V::add16(v, V::maddubs(w, V::bcast4(x)));
+        v = V::add16(v, V::maddubs(w, xb));
       } else {
-        v = V::add32(v, V::madd1(V::maddubs(w, V::bcast4(x))));
+        v = V::add32(v, V::madd1(V::maddubs(w, xb)));
       }
     }
-    void add_signed(const typename V::Signed& w, const int8_t* x) {
-      v = V::add32(v, V::madd1(V::maddubs(w.abs, V::apply_sign(V::bcast4(x), w))));
+    void add_signed(const typename V::Signed& w, I xb) {
+      v = V::add32(v, V::madd1(V::maddubs(w.abs, V::apply_sign(xb, w))));
     }
     F finish(int32_t corr) const {
       if constexpr (kMode == i16) return V::cvt(V::add32(V::madd1(v), V::set1(corr)));
@@ -74,129 +74,218 @@ struct QKernels {
     const int32_t* corr;
   };
 
+  // One weight vector: the packed group at g, its half h (0 at 512 bits).
+  struct WVec {
+    const uint8_t* g;
+    int h;
+  };
+
   // One row of x (decode) streams the weight: the hardware prefetchers alone leave a
   // thread's stream of 16-row groups at ~35% of the cache-resident read probe
   // (SmolLM2 Q4_1 tg128: 155 t/s); asking for the bytes 1 KiB ahead brings it to ~55%
   // (225 t/s); 512 B and 2-4 KiB were slower. A thread's groups are contiguous, so
-  // "ahead" may be the next group; prefetching past the end is harmless.
+  // "ahead" may be the next group; prefetching past the end is harmless. Decode also
+  // reads several groups in lockstep (few_rows): more independent streams in flight and
+  // one x broadcast shared by all of them took SmolLM2 q4_0 tg128 from ~270 to ~350 t/s
+  // and q8_0 from ~163 to ~195 (2 threads); 2 or 3 streams and 2 KiB ahead were no better.
   static constexpr int64_t kPrefetchBytes = 1024;
-  template <int MB>
-  static void prefetch(const uint8_t* p, int64_t bytes) {
-    if constexpr (MB == 1) {
-      for (int64_t off = 0; off < bytes; off += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + off), _MM_HINT_T0);
-    }
+  static void prefetch_bytes(const uint8_t* p, int64_t bytes) {
+    for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p + off), _MM_HINT_T0);
   }
 
-  template <int MB>
+  template <int MB, int NV>
   struct Tile {
     XRow x[MB];
-    F acc[MB];
+    WVec w[NV];
+    F acc[MB][NV];
+
+    template <QFormat kF>
+    const uint8_t* unit(int v, int64_t u) const {
+      return w[v].g + u * qpack_unit_bytes(kF);
+    }
+    // The bytes of vector v's rows in quad vector j at p.
+    I quads(int v, const uint8_t* p, int j) const { return V::load(p + kQuadBytes * j + w[v].h * kVecBytes); }
+    F f16_scales(int v, const uint8_t* p) const { return V::f16(p + w[v].h * 2 * L); }
+
+    template <QFormat kF>
+    void prefetch(int64_t u) const {
+      if constexpr (MB == 1 && kPrefetchBytes > 0) {
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v)
+          if (w[v].h == 0) prefetch_bytes(unit<kF>(v, u) + kPrefetchBytes, qpack_unit_bytes(kF));
+      }
+    }
 
     // Q8_0: 8 quad vectors of u8 (int8 + 128) per block. With VNNI the even and odd
     // quads go to two accumulators: one chain of 8 dependent vpdpbusd per block
     // (5 cycles each) leaves the out-of-order window too little to overlap blocks.
-    void q8_0(const uint8_t* g, int64_t nb, int h) {
+    void q8_0(int64_t nb) {
+      constexpr QFormat kF = QFormat::q8_0;
       constexpr Mode kMode = V::kVnni ? vnni : sign;
       for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* u = g + b * qpack_unit_bytes(QFormat::q8_0);
-        prefetch<MB>(u, qpack_unit_bytes(QFormat::q8_0));
-        Acc<kMode> s[MB], odd[MB];
-        for (int i = 0; i < MB; ++i) {
-          s[i].start(x[i].corr[b]);
-          odd[i].start(0);
-        }
+        prefetch<kF>(b);
+        Acc<kMode> s[MB][NV], odd[MB][NV];
+#pragma GCC unroll 8
+        for (int i = 0; i < MB; ++i)
+#pragma GCC unroll 8
+          for (int v = 0; v < NV; ++v) {
+            s[i][v].start(x[i].corr[b]);
+            odd[i][v].start(0);
+          }
+#pragma GCC unroll 8
         for (int j = 0; j < 8; ++j) {
-          const I w = V::load(u + qpack::kQ8Quants + kQuadBytes * j + h * kVecBytes);
-          if constexpr (kMode == sign) {
-            const typename V::Signed ws = V::prep_signed(w);
-            for (int i = 0; i < MB; ++i) s[i].add_signed(ws, x[i].q + 32 * b + 4 * j);
-          } else {
-            for (int i = 0; i < MB; ++i) (j % 2 == 0 ? s[i] : odd[i]).add(w, x[i].q + 32 * b + 4 * j);
+          I xb[MB];
+#pragma GCC unroll 8
+          for (int i = 0; i < MB; ++i) xb[i] = V::bcast4(x[i].q + 32 * b + 4 * j);
+#pragma GCC unroll 8
+          for (int v = 0; v < NV; ++v) {
+            const I wq = quads(v, unit<kF>(v, b) + qpack::kQ8Quants, j);
+            if constexpr (kMode == sign) {
+              const typename V::Signed ws = V::prep_signed(wq);
+#pragma GCC unroll 8
+              for (int i = 0; i < MB; ++i) s[i][v].add_signed(ws, xb[i]);
+            } else {
+#pragma GCC unroll 8
+              for (int i = 0; i < MB; ++i) (j % 2 == 0 ? s[i][v] : odd[i][v]).add(wq, xb[i]);
+            }
           }
         }
-        const F d = V::f16(u + qpack::kScales + h * 2 * L);
-        for (int i = 0; i < MB; ++i) {
-          const F sum = kMode == vnni ? V::cvt(V::add32(s[i].v, odd[i].v)) : s[i].finish(0);
-          acc[i] = V::fmadd(sum, V::mul(d, V::set1f(x[i].d[b])), acc[i]);
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) {
+          const F d = f16_scales(v, unit<kF>(v, b) + qpack::kScales);
+#pragma GCC unroll 8
+          for (int i = 0; i < MB; ++i) {
+            const F sum = kMode == vnni ? V::cvt(V::add32(s[i][v].v, odd[i][v].v)) : s[i][v].finish(0);
+            acc[i][v] = V::fmadd(sum, V::mul(d, V::set1f(x[i].d[b])), acc[i][v]);
+          }
         }
       }
     }
 
-    // Σ q·xq + corr of a nibble block (4 vectors at q: quad j in the low nibbles,
-    // quad j + 4 in the high ones) for each row, as f32 (exact: below 2^24).
-    void nibble_sums(const uint8_t* q, int64_t b, int h, const int32_t (&corr)[MB], F (&out)[MB]) {
+    // Σ q·xq + corr of a nibble block (4 vectors at unit offset `quants`: quad j in the
+    // low nibbles, quad j + 4 in the high ones) for each row and vector, as f32 (exact: below 2^24).
+    template <QFormat kF>
+    void nibble_sums(int64_t u, int quants, int64_t b, const int32_t (&corr)[MB], F (&out)[MB][NV]) const {
       if constexpr (V::kVnni) {
         // The high nibbles stay in place: p & 0xF0 is 16·q, one AND instead of a shift
         // and an AND; its sum (16× too large, exactly) is shifted back once per block.
         // Two accumulators per row also halve the dependent chain (see q8_0).
-        I lo[MB], hi[MB];
-        for (int i = 0; i < MB; ++i) {
-          lo[i] = V::set1(corr[i]);
-          hi[i] = V::zero();
-        }
+        I lo[MB][NV], hi[MB][NV];
+#pragma GCC unroll 8
+        for (int i = 0; i < MB; ++i)
+#pragma GCC unroll 8
+          for (int v = 0; v < NV; ++v) {
+            lo[i][v] = V::set1(corr[i]);
+            hi[i][v] = V::zero();
+          }
+#pragma GCC unroll 8
         for (int j = 0; j < 4; ++j) {
-          const I p = V::load(q + kQuadBytes * j + h * kVecBytes);
-          const I pl = V::nib_lo(p), ph = V::nib_hi_in_place(p);
+          I xl[MB], xh[MB];
+#pragma GCC unroll 8
           for (int i = 0; i < MB; ++i) {
-            lo[i] = V::dpbusd(lo[i], pl, V::bcast4(x[i].q + 32 * b + 4 * j));
-            hi[i] = V::dpbusd(hi[i], ph, V::bcast4(x[i].q + 32 * b + 16 + 4 * j));
+            xl[i] = V::bcast4(x[i].q + 32 * b + 4 * j);
+            xh[i] = V::bcast4(x[i].q + 32 * b + 16 + 4 * j);
+          }
+#pragma GCC unroll 8
+          for (int v = 0; v < NV; ++v) {
+            const I p = quads(v, unit<kF>(v, u) + quants, j);
+            const I pl = V::nib_lo(p), ph = V::nib_hi_in_place(p);
+#pragma GCC unroll 8
+            for (int i = 0; i < MB; ++i) {
+              lo[i][v] = V::dpbusd(lo[i][v], pl, xl[i]);
+              hi[i][v] = V::dpbusd(hi[i][v], ph, xh[i]);
+            }
           }
         }
-        for (int i = 0; i < MB; ++i) out[i] = V::cvt(V::add32(lo[i], V::template sra32<4>(hi[i])));
+#pragma GCC unroll 8
+        for (int i = 0; i < MB; ++i)
+#pragma GCC unroll 8
+          for (int v = 0; v < NV; ++v) out[i][v] = V::cvt(V::add32(lo[i][v], V::template sra32<4>(hi[i][v])));
       } else {
-        Acc<i16> s[MB];
-        for (int i = 0; i < MB; ++i) s[i].start(corr[i]);
+        Acc<i16> s[MB][NV];
+#pragma GCC unroll 8
+        for (int i = 0; i < MB; ++i)
+#pragma GCC unroll 8
+          for (int v = 0; v < NV; ++v) s[i][v].start(corr[i]);
+#pragma GCC unroll 8
         for (int j = 0; j < 4; ++j) {
-          const I p = V::load(q + kQuadBytes * j + h * kVecBytes);
-          const I lo = V::nib_lo(p), hi = V::nib_hi(p);
+          I xl[MB], xh[MB];
+#pragma GCC unroll 8
           for (int i = 0; i < MB; ++i) {
-            s[i].add(lo, x[i].q + 32 * b + 4 * j);
-            s[i].add(hi, x[i].q + 32 * b + 16 + 4 * j);
+            xl[i] = V::bcast4(x[i].q + 32 * b + 4 * j);
+            xh[i] = V::bcast4(x[i].q + 32 * b + 16 + 4 * j);
+          }
+#pragma GCC unroll 8
+          for (int v = 0; v < NV; ++v) {
+            const I p = quads(v, unit<kF>(v, u) + quants, j);
+            const I lo = V::nib_lo(p), hi = V::nib_hi(p);
+#pragma GCC unroll 8
+            for (int i = 0; i < MB; ++i) {
+              s[i][v].add(lo, xl[i]);
+              s[i][v].add(hi, xh[i]);
+            }
           }
         }
-        for (int i = 0; i < MB; ++i) out[i] = s[i].finish(corr[i]);
+#pragma GCC unroll 8
+        for (int i = 0; i < MB; ++i)
+#pragma GCC unroll 8
+          for (int v = 0; v < NV; ++v) out[i][v] = s[i][v].finish(corr[i]);
       }
     }
 
     // Q4_0 (kMin false) and Q4_1 (kMin true): one unit per block.
     template <bool kMin>
-    void q4(const uint8_t* g, int64_t nb, int h) {
+    void q4(int64_t nb) {
       constexpr QFormat kF = kMin ? QFormat::q4_1 : QFormat::q4_0;
       for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* u = g + b * qpack_unit_bytes(kF);
-        prefetch<MB>(u, qpack_unit_bytes(kF));
+        prefetch<kF>(b);
         int32_t corr[MB];
+#pragma GCC unroll 8
         for (int i = 0; i < MB; ++i) corr[i] = kMin ? 0 : x[i].corr[b];
-        F sums[MB];
-        nibble_sums(u + (kMin ? qpack::kQ4_1Quants : qpack::kQ4_0Quants), b, h, corr, sums);
-        const F d = V::f16(u + qpack::kScales + h * 2 * L);
-        for (int i = 0; i < MB; ++i) acc[i] = V::fmadd(sums[i], V::mul(d, V::set1f(x[i].d[b])), acc[i]);
-        if constexpr (kMin) {
-          const F m = V::f16(u + qpack::kMins + h * 2 * L);
-          for (int i = 0; i < MB; ++i) acc[i] = V::fmadd(m, V::set1f(x[i].ds[b]), acc[i]);
+        F sums[MB][NV];
+        nibble_sums<kF>(b, kMin ? qpack::kQ4_1Quants : qpack::kQ4_0Quants, b, corr, sums);
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) {
+          const F d = f16_scales(v, unit<kF>(v, b) + qpack::kScales);
+#pragma GCC unroll 8
+          for (int i = 0; i < MB; ++i) acc[i][v] = V::fmadd(sums[i][v], V::mul(d, V::set1f(x[i].d[b])), acc[i][v]);
+          if constexpr (kMin) {
+            const F m = f16_scales(v, unit<kF>(v, b) + qpack::kMins);
+#pragma GCC unroll 8
+            for (int i = 0; i < MB; ++i) acc[i][v] = V::fmadd(m, V::set1f(x[i].ds[b]), acc[i][v]);
+          }
         }
       }
     }
 
     // Q4_K: per super-block d and dmin, per sub-block of 32 a 6-bit scale and min.
-    void q4_k(const uint8_t* g, int64_t nsb, int h) {
+    void q4_k(int64_t nsb) {
+      constexpr QFormat kF = QFormat::q4_k;
       for (int64_t sb = 0; sb < nsb; ++sb) {
-        const uint8_t* u = g + sb * qpack_unit_bytes(QFormat::q4_k);
-        prefetch<MB>(u, qpack_unit_bytes(QFormat::q4_k));
-        const F d = V::f16(u + qpack::kScales + h * 2 * L);
-        const F dmin = V::f16(u + qpack::kMins + h * 2 * L);
+        prefetch<kF>(sb);
+        F d[NV], dmin[NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) {
+          d[v] = f16_scales(v, unit<kF>(v, sb) + qpack::kScales);
+          dmin[v] = f16_scales(v, unit<kF>(v, sb) + qpack::kMins);
+        }
+#pragma GCC unroll 8
         for (int sub = 0; sub < 8; ++sub) {
           const int64_t b = sb * 8 + sub;
           const int32_t corr[MB] = {};
-          F sums[MB];
-          nibble_sums(u + qpack::kQ4KQuants + 256 * sub, b, h, corr, sums);
-          // d·sc and dmin·m are exact in f32 (at most 17 significant bits).
-          const F a = V::mul(V::u8f(u + qpack::kQ4KSc + kPackRows * sub + h * L), d);
-          const F mn = V::mul(V::u8f(u + qpack::kQ4KM + kPackRows * sub + h * L), dmin);
-          for (int i = 0; i < MB; ++i) {
-            acc[i] = V::fmadd(sums[i], V::mul(a, V::set1f(x[i].d[b])), acc[i]);
-            acc[i] = V::fnmadd(mn, V::set1f(x[i].ds[b]), acc[i]);
+          F sums[MB][NV];
+          nibble_sums<kF>(sb, qpack::kQ4KQuants + 256 * sub, b, corr, sums);
+#pragma GCC unroll 8
+          for (int v = 0; v < NV; ++v) {
+            // d·sc and dmin·m are exact in f32 (at most 17 significant bits).
+            const uint8_t* u = unit<kF>(v, sb) + kPackRows * sub + w[v].h * L;
+            const F a = V::mul(V::u8f(u + qpack::kQ4KSc), d[v]);
+            const F mn = V::mul(V::u8f(u + qpack::kQ4KM), dmin[v]);
+#pragma GCC unroll 8
+            for (int i = 0; i < MB; ++i) {
+              acc[i][v] = V::fmadd(sums[i][v], V::mul(a, V::set1f(x[i].d[b])), acc[i][v]);
+              acc[i][v] = V::fnmadd(mn, V::set1f(x[i].ds[b]), acc[i][v]);
+            }
           }
         }
       }
@@ -204,99 +293,206 @@ struct QKernels {
 
     // Q6_K: per super-block d, per sub-block of 16 a signed 8-bit scale; quants are
     // 4 low bits (nibble vectors) and 2 high bits (H0, H1; see qgemm_pack.h).
-    void q6_k(const uint8_t* g, int64_t nsb, int h) {
+    void q6_k(int64_t nsb) {
+      constexpr QFormat kF = QFormat::q6_k;
       constexpr Mode kMode = q6_mode();
       for (int64_t sb = 0; sb < nsb; ++sb) {
-        const uint8_t* u = g + sb * qpack_unit_bytes(QFormat::q6_k);
-        prefetch<MB>(u, qpack_unit_bytes(QFormat::q6_k));
-        const F d = V::f16(u + qpack::kScales + h * 2 * L);
+        prefetch<kF>(sb);
+        F d[NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) d[v] = f16_scales(v, unit<kF>(v, sb) + qpack::kScales);
+#pragma GCC unroll 8
         for (int sub = 0; sub < 8; ++sub) {
           const int64_t b = sb * 8 + sub;
-          const uint8_t* blk = u + qpack::kQ6KBlocks + qpack::kQ6KBlockBytes * sub;
-          const I h0 = V::load(blk + 4 * kQuadBytes + h * kVecBytes);
-          const I h1 = V::load(blk + 5 * kQuadBytes + h * kVecBytes);
-          Acc<kMode> lo[MB], hi[MB];
-          for (int i = 0; i < MB; ++i) {
-            lo[i].start(x[i].corr[2 * b]);
-            hi[i].start(x[i].corr[2 * b + 1]);
+          const int blk = qpack::kQ6KBlocks + qpack::kQ6KBlockBytes * sub;
+          Acc<kMode> lo[MB][NV], hi[MB][NV];
+#pragma GCC unroll 8
+          for (int i = 0; i < MB; ++i)
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) {
+              lo[i][v].start(x[i].corr[2 * b]);
+              hi[i][v].start(x[i].corr[2 * b + 1]);
+            }
+          I h0[NV], h1[NV];
+#pragma GCC unroll 8
+          for (int v = 0; v < NV; ++v) {
+            h0[v] = quads(v, unit<kF>(v, sb) + blk, 4);
+            h1[v] = quads(v, unit<kF>(v, sb) + blk, 5);
           }
+#pragma GCC unroll 8
           for (int j = 0; j < 4; ++j) {
-            const I p = V::load(blk + kQuadBytes * j + h * kVecBytes);
-            const I hp = j < 2 ? h0 : h1;
-            // Quad j's high bits sit at bits 0-1 (j even) or 4-5 (j odd) of hp, quad j + 4's two above.
-            const I qlo = V::or_(V::nib_lo(p), V::bits45(j % 2 == 0 ? V::template shl16<4>(hp) : hp));
-            const I qhi =
-                V::or_(V::nib_hi(p), V::bits45(j % 2 == 0 ? V::template shl16<2>(hp) : V::template shr16<2>(hp)));
+            I xl[MB], xh[MB];
+#pragma GCC unroll 8
             for (int i = 0; i < MB; ++i) {
-              lo[i].add(qlo, x[i].q + 32 * b + 4 * j);
-              hi[i].add(qhi, x[i].q + 32 * b + 16 + 4 * j);
+              xl[i] = V::bcast4(x[i].q + 32 * b + 4 * j);
+              xh[i] = V::bcast4(x[i].q + 32 * b + 16 + 4 * j);
+            }
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) {
+              const I p = quads(v, unit<kF>(v, sb) + blk, j);
+              const I hp = j < 2 ? h0[v] : h1[v];
+              // Quad j's high bits sit at bits 0-1 (j even) or 4-5 (j odd) of hp, quad j + 4's two above.
+              const I qlo = V::or_(V::nib_lo(p), V::bits45(j % 2 == 0 ? V::template shl16<4>(hp) : hp));
+              const I qhi =
+                  V::or_(V::nib_hi(p), V::bits45(j % 2 == 0 ? V::template shl16<2>(hp) : V::template shr16<2>(hp)));
+#pragma GCC unroll 8
+              for (int i = 0; i < MB; ++i) {
+                lo[i][v].add(qlo, xl[i]);
+                hi[i][v].add(qhi, xh[i]);
+              }
             }
           }
-          const F a_lo = V::mul(V::i8f(u + qpack::kQ6KSc + kPackRows * (2 * sub) + h * L), d);
-          const F a_hi = V::mul(V::i8f(u + qpack::kQ6KSc + kPackRows * (2 * sub + 1) + h * L), d);
-          for (int i = 0; i < MB; ++i) {
-            const F t =
-                V::fmadd(hi[i].finish(x[i].corr[2 * b + 1]), a_hi, V::mul(lo[i].finish(x[i].corr[2 * b]), a_lo));
-            acc[i] = V::fmadd(t, V::set1f(x[i].d[b]), acc[i]);
+#pragma GCC unroll 8
+          for (int v = 0; v < NV; ++v) {
+            const uint8_t* sc = unit<kF>(v, sb) + qpack::kQ6KSc + kPackRows * (2 * sub) + w[v].h * L;
+            const F a_lo = V::mul(V::i8f(sc), d[v]);
+            const F a_hi = V::mul(V::i8f(sc + kPackRows), d[v]);
+#pragma GCC unroll 8
+            for (int i = 0; i < MB; ++i) {
+              const F t = V::fmadd(hi[i][v].finish(x[i].corr[2 * b + 1]), a_hi,
+                                   V::mul(lo[i][v].finish(x[i].corr[2 * b]), a_lo));
+              acc[i][v] = V::fmadd(t, V::set1f(x[i].d[b]), acc[i][v]);
+            }
           }
         }
       }
     }
   };
 
-  // y rows [i0, i0 + MB) against weight rows [n0, n0 + valid) (one vector of a group).
-  template <QFormat kF, int MB>
-  static void run_tile(const QGemmArgs& a, const uint8_t* g, int h, int64_t i0, int64_t n0, int valid) {
+  // The weight vectors of a kernel call: vector t covers output rows [n0(t), n0(t) + valid(t)).
+  struct Vectors {
+    const uint8_t* base;
+    int64_t group_bytes, first, n_end;
+    WVec at(int64_t t) const {
+      const int64_t n0 = (first + t) * L;
+      return {base + n0 / kPackRows * group_bytes, static_cast<int>(n0 % kPackRows / L)};
+    }
+    int64_t n0(int64_t t) const { return (first + t) * L; }
+    int valid(int64_t t) const {
+      const int64_t v = n_end - n0(t);
+      return static_cast<int>(v < L ? (v > 0 ? v : 0) : L);
+    }
+  };
+
+  // y rows [i0, i0 + MB) against the NV weight vectors ts[] (any of them may lie past
+  // n_end inside the last group: its zero padding rows are read, nothing is stored).
+  template <QFormat kF, int MB, int NV>
+  static void run_tile(const QGemmArgs& a, const Vectors& vs, const int64_t (&ts)[NV], int64_t i0) {
     const int64_t k = a.x.k, nb = k / kXBlock;
-    Tile<MB> t;
+    Tile<MB, NV> t;
     for (int i = 0; i < MB; ++i) {
       t.x[i] = {a.x.q + (i0 + i) * k, a.x.d + (i0 + i) * nb, a.x.ds + (i0 + i) * nb, a.x.corr + (i0 + i) * 2 * nb};
-      t.acc[i] = V::zerof();
+      for (int v = 0; v < NV; ++v) t.acc[i][v] = V::zerof();
     }
-    if constexpr (kF == QFormat::q8_0) t.q8_0(g, nb, h);
-    if constexpr (kF == QFormat::q4_0) t.template q4<false>(g, nb, h);
-    if constexpr (kF == QFormat::q4_1) t.template q4<true>(g, nb, h);
-    if constexpr (kF == QFormat::q4_k) t.q4_k(g, k / 256, h);
-    if constexpr (kF == QFormat::q6_k) t.q6_k(g, k / 256, h);
-    for (int i = 0; i < MB; ++i) V::store(a.y + (i0 + i) * a.ldy + n0, t.acc[i], valid);
+    for (int v = 0; v < NV; ++v) t.w[v] = vs.at(ts[v]);
+    if constexpr (kF == QFormat::q8_0) t.q8_0(nb);
+    if constexpr (kF == QFormat::q4_0) t.template q4<false>(nb);
+    if constexpr (kF == QFormat::q4_1) t.template q4<true>(nb);
+    if constexpr (kF == QFormat::q4_k) t.q4_k(k / 256);
+    if constexpr (kF == QFormat::q6_k) t.q6_k(k / 256);
+    for (int i = 0; i < MB; ++i)
+      for (int v = 0; v < NV; ++v) {
+        const int valid = vs.valid(ts[v]);
+        if (valid > 0) V::store(a.y + (i0 + i) * a.ldy + vs.n0(ts[v]), t.acc[i][v], valid);
+      }
+  }
+
+  // Groups per pass for MB rows of x (few rows): the int and float accumulators of
+  // NG·kHalves vectors must fit the registers with the x broadcasts.
+  static constexpr int groups_per_pass(int mb) {
+    if (L == 16) return mb == 1 ? 4 : 2;
+    return mb == 1 ? 2 : 1;
+  }
+
+  // NG whole groups (each its kHalves vectors), the g-th at group index gs[g] of the range.
+  template <QFormat kF, int MB, int NG>
+  static void run_groups(const QGemmArgs& a, const Vectors& vs, const int64_t (&gs)[NG]) {
+    int64_t ts[NG * kHalves];
+    for (int g = 0; g < NG; ++g)
+      for (int h = 0; h < kHalves; ++h) ts[g * kHalves + h] = gs[g] * kHalves + h;
+    run_tile<kF, MB, NG * kHalves>(a, vs, ts, 0);
+  }
+
+  // Few rows of x (decode): the range's groups are cut into NG segments read in lockstep,
+  // NG streams; the vectors of a pass share the x broadcasts.
+  template <QFormat kF, int MB>
+  static void few_rows(const QGemmArgs& a, const Vectors& vs, int64_t groups) {
+    constexpr int kNG = groups_per_pass(MB);
+    if (groups <= 0) return;
+    const int64_t streams = groups < kNG ? groups : kNG;
+    const int64_t seg = groups / streams;
+    int64_t done = 0;
+    if (streams == kNG) {
+      for (int64_t t = 0; t < seg; ++t) {
+        int64_t gs[kNG];
+        for (int g = 0; g < kNG; ++g) gs[g] = g * seg + t;
+        run_groups<kF, MB, kNG>(a, vs, gs);
+      }
+      done = kNG * seg;
+    }
+    // The rest (fewer groups than streams): adjacent groups, as many per pass as fit.
+    for (; done < groups;) {
+      const int64_t left = groups - done;
+      if constexpr (kNG >= 4) {
+        if (left >= 3) {
+          run_groups<kF, MB, 3>(a, vs, {done, done + 1, done + 2});
+          done += 3;
+          continue;
+        }
+      }
+      if constexpr (kNG >= 2) {
+        if (left >= 2) {
+          run_groups<kF, MB, 2>(a, vs, {done, done + 1});
+          done += 2;
+          continue;
+        }
+      }
+      run_groups<kF, MB, 1>(a, vs, {done});
+      done += 1;
+    }
   }
 
   // Rows of x in tiles of kMaxRows (8 or 4), then at most one tile of 4 and one of 1 to 3.
   template <QFormat kF>
-  static void kernel(const QGemmArgs& a, int64_t n_begin, int64_t n_end) noexcept {
+  static void run_many_rows(const QGemmArgs& a, const Vectors& vs, int64_t t) {
     constexpr int kMaxRows = V::kMaxTileRows;
     static_assert(kMaxRows == 4 || kMaxRows == 8);
-    const uint8_t* base = static_cast<const uint8_t*>(a.w);
-    const int64_t group_bytes = qpack_group_bytes(kF, a.x.k);
-    for (int64_t g = n_begin / kPackRows; g * kPackRows < n_end; ++g) {
-      for (int h = 0; h < kHalves; ++h) {
-        const int64_t n0 = g * kPackRows + h * L;
-        if (n0 >= n_end) break;
-        const int valid = static_cast<int>(n_end - n0 < L ? n_end - n0 : L);
-        const uint8_t* grp = base + g * group_bytes;
-        int64_t i = 0;
-        for (; i + kMaxRows <= a.x.m; i += kMaxRows) run_tile<kF, kMaxRows>(a, grp, h, i, n0, valid);
-        if constexpr (kMaxRows == 8) {
-          if (i + 4 <= a.x.m) {
-            run_tile<kF, 4>(a, grp, h, i, n0, valid);
-            i += 4;
-          }
-        }
-        switch (a.x.m - i) {
-          case 1:
-            run_tile<kF, 1>(a, grp, h, i, n0, valid);
-            break;
-          case 2:
-            run_tile<kF, 2>(a, grp, h, i, n0, valid);
-            break;
-          case 3:
-            run_tile<kF, 3>(a, grp, h, i, n0, valid);
-            break;
-          default:
-            break;
-        }
+    const int64_t ts[1] = {t};
+    int64_t i = 0;
+    for (; i + kMaxRows <= a.x.m; i += kMaxRows) run_tile<kF, kMaxRows, 1>(a, vs, ts, i);
+    if constexpr (kMaxRows == 8) {
+      if (i + 4 <= a.x.m) {
+        run_tile<kF, 4, 1>(a, vs, ts, i);
+        i += 4;
       }
     }
+    switch (a.x.m - i) {
+      case 1:
+        return run_tile<kF, 1, 1>(a, vs, ts, i);
+      case 2:
+        return run_tile<kF, 2, 1>(a, vs, ts, i);
+      case 3:
+        return run_tile<kF, 3, 1>(a, vs, ts, i);
+      default:
+        return;
+    }
+  }
+
+  template <QFormat kF>
+  static void kernel(const QGemmArgs& a, int64_t n_begin, int64_t n_end) noexcept {
+    const Vectors vs{static_cast<const uint8_t*>(a.w), qpack_group_bytes(kF, a.x.k), n_begin / L, n_end};
+    const int64_t groups = (n_end - n_begin + kPackRows - 1) / kPackRows;
+    if (a.x.m <= V::kPairMaxRows) {
+      static_assert(V::kPairMaxRows == 2 || V::kPairMaxRows == 4);
+      if (a.x.m == 1) return few_rows<kF, 1>(a, vs, groups);
+      if constexpr (V::kPairMaxRows == 4) {
+        if (a.x.m == 3) return few_rows<kF, 3>(a, vs, groups);
+        if (a.x.m == 4) return few_rows<kF, 4>(a, vs, groups);
+      }
+      return few_rows<kF, 2>(a, vs, groups);
+    }
+    const int64_t count = (n_end - n_begin + L - 1) / L;
+    for (int64_t t = 0; t < count; ++t) run_many_rows<kF>(a, vs, t);
   }
 
   static void fill(QGemmTable& t, const char* const (&names)[kQFormatCount]) {

@@ -26,6 +26,7 @@ struct V512 {
   static constexpr int kLanes = 16;
   static constexpr bool kVnni = kVnniLevel;
   static constexpr int kMaxTileRows = 8;  // 8 int + 8 float accumulators of 32 registers
+  static constexpr int kPairMaxRows = 4;  // two weight vectors: 2·4 · 2 int + 2·4 float accumulators
 
   static I load(const uint8_t* p) { return _mm512_loadu_si512(p); }
   static I zero() { return _mm512_setzero_si512(); }

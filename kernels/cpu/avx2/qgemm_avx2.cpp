@@ -18,6 +18,7 @@ struct V256 {
   static constexpr int kLanes = 8;
   static constexpr bool kVnni = false;
   static constexpr int kMaxTileRows = 4;  // 4 int + 4 float accumulators of 16 registers
+  static constexpr int kPairMaxRows = 2;  // two weight vectors (a group's halves): 2·2 int + 2·2 float
 
   static I load(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static I zero() { return _mm256_setzero_si256(); }
