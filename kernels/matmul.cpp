@@ -254,6 +254,10 @@ size_t MatmulWeight::packed_bytes() const noexcept {
 
 void MatmulWeight::make_resident(HugePageArena& arena, ThreadPool* pool) {
   if (w_.device() != Device::cpu) return;  // a GPU weight is resident in GPU memory already
+  if (detail::is_quant_weight(w_.dtype())) {
+    packs_->arena = &arena;  // the repack prepare() builds goes there; the stored bytes are not copied
+    return;
+  }
   if (!traits(w_.dtype()).is_float || packs_->resident_bytes != 0) return;
   const int64_t rows = w_.rows();
   const size_t row_bytes = w_.row_size();

@@ -72,8 +72,9 @@ class MatmulWeight {
   // Copies a float weight (f32, f16, bf16) into 2 MiB huge pages this MatmulWeight
   // owns and re-points view() at the copy, for every path. Decode streams each weight
   // once per token, and from a file mapping's 4 KiB pages that stream runs 10-15%
-  // slower (TLB misses; prefetchers stop at page boundaries). Block formats are left
-  // alone: their SIMD kernels read a repacked copy already. Call before prepare().
+  // slower (TLB misses; prefetchers stop at page boundaries). Block formats are not
+  // copied (their SIMD kernels read a repacked copy): the repack that prepare() builds
+  // goes into the arena instead, in huge pages too. Call before prepare().
   // The copy lives in `arena`, which must outlive this MatmulWeight.
   void make_resident(HugePageArena& arena, ThreadPool* pool = nullptr);
   // True when the paths this weight was prepared for read only memory it owns (a

@@ -14,8 +14,11 @@
 
 namespace qilin::detail {
 
+// The repacked groups: in a huge-page arena (MatmulWeight::make_resident) or a buffer of their own.
 struct QuantPack {
-  AlignedBuffer data;
+  AlignedBuffer owned;
+  void* data = nullptr;
+  size_t bytes = 0;
 };
 
 void QuantPackDeleter::operator()(QuantPack* p) const noexcept { delete p; }
@@ -41,18 +44,26 @@ const cpu::QGemmTable& table_for(bool scalar_ref) {
   return cpu::qgemm_table(scalar_ref ? cpu::Isa::ref : cpu::active_isa());
 }
 
-// The packed form, built on first use (on the pool when one is given).
-const QuantPack& packed(const MatmulWeight& w, ThreadPool* pool) {
+// The packed form, built on first use (on the pool when one is given), in `arena`
+// when one is given (prepare() only: the lazy first-use path may run on any thread,
+// and an arena is not thread-safe).
+const QuantPack& packed(const MatmulWeight& w, ThreadPool* pool, HugePageArena* arena = nullptr) {
   MatmulWeight::Packs& packs = w.packs();
   if (const QuantPack* ready = packs.quant_ready.load(std::memory_order_acquire)) return *ready;
   std::lock_guard lock(packs.mutex);
   if (!packs.quant) {
     const cpu::QFormat f = qformat(w.view().dtype());
     std::unique_ptr<QuantPack, QuantPackDeleter> pack(new QuantPack);
-    pack->data = AlignedBuffer(cpu::qpack_bytes(f, w.n(), w.k()));
+    pack->bytes = cpu::qpack_bytes(f, w.n(), w.k());
+    if (arena != nullptr) {
+      pack->data = arena->allocate(pack->bytes);
+    } else {
+      pack->owned = AlignedBuffer(pack->bytes);
+      pack->data = pack->owned.data();
+    }
     const int64_t groups = (w.n() + cpu::kPackRows - 1) / cpu::kPackRows;
     auto pack_range = [&](int64_t g0, int64_t g1) {
-      cpu::qpack_groups(f, w.view().data(), w.view().row_stride_bytes(), w.n(), w.k(), g0, g1, pack->data.data());
+      cpu::qpack_groups(f, w.view().data(), w.view().row_stride_bytes(), w.n(), w.k(), g0, g1, pack->data);
     };
     if (pool != nullptr) {
       pool->parallel_for(groups, 1, pack_range);
@@ -159,12 +170,12 @@ bool is_quant_weight(DType w) noexcept {
 }
 
 void prepare_quant(const MatmulWeight& w, ThreadPool* pool) {
-  if (table_for(false).kernel[static_cast<int>(qformat(w.view().dtype()))].packed) packed(w, pool);
+  if (table_for(false).kernel[static_cast<int>(qformat(w.view().dtype()))].packed) packed(w, pool, w.packs().arena);
 }
 
 size_t quant_packed_bytes(const MatmulWeight& w) noexcept {
   const QuantPack* pack = w.packs().quant_ready.load(std::memory_order_acquire);
-  return pack != nullptr ? pack->data.size() : 0;
+  return pack != nullptr ? pack->bytes : 0;
 }
 
 const char* quant_kernel_name(int64_t m, DType w, bool scalar_ref) {
@@ -198,7 +209,7 @@ void prepare_quant_jobs(std::span<const MatmulCall> calls, bool scalar_ref, Quan
     QuantJob& job = jobs[i];
     job.kernel = &table.for_rows(f, c.m);
     job.args.x = {s.q, s.d, s.ds, s.corr[corr_kind(f)], s.xb, c.m, c.k};
-    job.args.w = job.kernel->packed ? packed(call.w, &call.pool).data.data() : call.w.view().data();
+    job.args.w = job.kernel->packed ? packed(call.w, &call.pool).data : call.w.view().data();
     job.args.w_stride = call.w.view().row_stride_bytes();
     job.args.n = call.n;
     job.args.y = call.y;
