@@ -176,7 +176,8 @@ void check_weight(const TensorView& w) {
   const DTypeTraits& tr = traits(w.dtype());
   if (w.device() == Device::cuda) {
     if (!cuda::built_with_cuda()) {
-      fail("matmul", "the weight is on cuda, but this build of Qilin has no CUDA backend (configure with QILIN_CUDA=ON)");
+      fail("matmul",
+           "the weight is on cuda, but this build of Qilin has no CUDA backend (configure with QILIN_CUDA=ON)");
     }
     if (!detail::cuda_accepts(w.dtype())) fail("matmul", "weight dtype {} is not supported on the GPU", tr.name);
     return;
@@ -318,7 +319,8 @@ detail::MatmulCall checked_call(const TensorView& x, const MatmulWeight& w, cons
          name_of(x.device()), name_of(wv.device()), name_of(y.device()));
   }
   if (wv.device() == Device::cuda && !cuda::built_with_cuda()) {
-    fail("matmul", "x, w and y are on cuda, but this build of Qilin has no CUDA backend (configure with QILIN_CUDA=ON)");
+    fail("matmul",
+         "x, w and y are on cuda, but this build of Qilin has no CUDA backend (configure with QILIN_CUDA=ON)");
   }
   if (x.dtype() != DType::f32 || y.dtype() != DType::f32) {
     fail("matmul", "x and y must be f32, got x {} and y {}", name_of(x.dtype()), name_of(y.dtype()));

@@ -105,7 +105,7 @@ struct MatmulWeight::Packs {
   std::unique_ptr<detail::OnednnPack, detail::OnednnPackDeleter> onednn;
   std::unique_ptr<detail::QuantPack, detail::QuantPackDeleter> quant;
   std::atomic<const detail::QuantPack*> quant_ready{nullptr};  // `quant` once built: read without the lock
-  size_t resident_bytes = 0;  // make_resident()'s copy of a float weight (view() points into it)
+  size_t resident_bytes = 0;       // make_resident()'s copy of a float weight (view() points into it)
   HugePageArena* arena = nullptr;  // make_resident()'s arena: where prepare() puts a block format's repack
 };
 
