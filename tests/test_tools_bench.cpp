@@ -149,6 +149,7 @@ TEST_CASE("run_bench: one row per thread count and test, positive figures, md an
     INFO("row " << i << ": " << r.test.name());
     CHECK(r.test.name() == expected_tests[i]);
     CHECK(r.threads == expected_threads[i]);
+    CHECK(r.device == Device::cpu);
     CHECK(r.model.name == m.path.stem().string());
     CHECK(r.model.type == "f16");
     CHECK(r.model.params == params);
@@ -175,12 +176,13 @@ TEST_CASE("run_bench: one row per thread count and test, positive figures, md an
   std::string table = bench_markdown_header();
   for (const BenchRow& r : rows) table += bench_markdown_row(r);
   CHECK(std::count(table.begin(), table.end(), '\n') == 6);  // header, separator, 4 rows
-  CHECK(table.find("| pp16 |") != std::string::npos);
+  CHECK(table.find("| cpu | 1 | pp16 |") != std::string::npos);
   CHECK(table.find("of DRAM") != std::string::npos);
 
   const auto json = nlohmann::json::parse(bench_json(rows));
   REQUIRE(json.size() == 4);
   CHECK(json[1]["test"] == "tg8");
+  CHECK(json[1]["device"] == "cpu");
   CHECK(json[1]["n_gen"] == 8);
   CHECK(json[0]["samples_ts"].size() == 2);
   CHECK(json[0]["avg_ts"].get<double>() == Approx(rows[0].stats.mean));

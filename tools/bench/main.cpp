@@ -1,15 +1,19 @@
-// qilin-bench: end-to-end prefill and decode throughput, like llama-bench,
-// against this machine's memory bandwidth and FMA peak measured in the same run.
+// qilin-bench: end-to-end prefill and decode throughput, like llama-bench, on the
+// CPU and/or a GPU, each against its own limits measured in the same run.
 //
-//   qilin-bench -m MODEL[,MODEL...] [-m MODEL] [-p 512] [-n 128] [-r 3] [-t 2,1] [-b 512]
-//               [--kv-type f16|f32|q8_0] [--no-bf16] [--dram-mib 1024] [-o md|json]
+//   qilin-bench -m MODEL[,MODEL...] [-m MODEL] [--device cpu,cuda] [-p 512] [-n 128] [-r 3]
+//               [-t 2,1] [-b 512] [--kv-type f16|f32|q8_0] [--no-bf16] [--dram-mib 1024]
+//               [--hbm-mib 1024] [-o md|json] [--chart out.svg]
 //
 // Token ids are random, so GGUFs without a vocabulary (no_vocab) run too.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <sstream>
 
+#include "common/bench_chart.h"
 #include "common/bench_report.h"
 #include "common/bench_runner.h"
 #include "common/cli.h"
@@ -20,6 +24,8 @@ namespace {
 constexpr const char* kUsage = R"(usage: qilin-bench -m MODEL [options]
 
   -m, --model PATH        GGUF file or Hugging Face folder; repeat or separate with commas
+                          (qilin-random-model writes random-weight GGUFs of known shapes)
+  --device cpu,cuda       devices to run every model on, side by side     default cpu
   -p, --n-prompt N,...    prompt sizes (pp tests; 0 skips them)        default 512
   -n, --n-gen N,...       generation lengths (tg tests; 0 skips them)  default 128
   -r, --repetitions N     timed runs per test, after one warm-up run   default 3
@@ -29,12 +35,17 @@ constexpr const char* kUsage = R"(usage: qilin-bench -m MODEL [options]
   --no-bf16               prefill matmuls in the weights' own type instead of bf16 (AMX)
   --mmap                  read float weights from the page cache instead of huge-page copies
   --dram-mib N            DRAM probe buffer in MiB (0: skip)           default 1024
+  --hbm-mib N             GPU memory probe buffer in MiB (0: skip)     default 1024
   -o, --output md|json    output format                                default md
+  --chart PATH            also draw an SVG chart of t/s by model, type and device
 
-t/s is the mean ± sample standard deviation over the runs. Decode (tg) is compared with
-the read bandwidth probed with a 1 GiB buffer (DRAM) and with a buffer the size of the
-model's weights (small models are served partly from cache); prefill (pp) with the f32
-FMA peak (the bf16 AMX path can exceed it).
+t/s is the mean ± sample standard deviation over the runs. On the CPU, decode (tg) is
+compared with the read bandwidth probed with a 1 GiB buffer (DRAM) and with a buffer the
+size of the model's weights (small models are served partly from cache); prefill (pp)
+with the f32 FMA peak (the bf16 AMX path can exceed it). On a GPU, decode is compared
+with the read bandwidth of its memory (HBM, 1 GiB buffer) and prefill with cuBLAS's bf16
+GEMM throughput (8192^3). With several devices a side-by-side table follows; a device
+that is unavailable is skipped with one line on stderr saying why.
 )";
 
 std::vector<std::string> split_commas(const std::vector<std::string>& values) {
@@ -60,6 +71,13 @@ int main(int argc, char** argv) try {
   }
   tools::BenchOptions options;
   options.models = split_commas(args.get_all({"-m", "--model"}));
+  options.devices.clear();
+  for (const std::string& d : split_commas({args.get({"--device"}, "cpu")})) {
+    QILIN_CHECK(d == "cpu" || d == "cuda", "args", "--device expects cpu, cuda or both (cpu,cuda), got '{}'", d);
+    const Device device = d == "cpu" ? Device::cpu : Device::cuda;
+    if (std::find(options.devices.begin(), options.devices.end(), device) == options.devices.end())
+      options.devices.push_back(device);
+  }
   options.prompt_sizes = args.get_int_list({"-p", "--n-prompt"}, {512});
   options.gen_sizes = args.get_int_list({"-n", "--n-gen"}, {128});
   options.repetitions = static_cast<int>(args.get_int({"-r", "--repetitions"}, 3));
@@ -77,12 +95,22 @@ int main(int argc, char** argv) try {
   const int64_t dram_mib = args.get_int({"--dram-mib"}, 1024);
   QILIN_CHECK(dram_mib >= 0, "args", "--dram-mib must not be negative, got {}", dram_mib);
   options.dram_probe_bytes = static_cast<size_t>(dram_mib) << 20;
+  const int64_t hbm_mib = args.get_int({"--hbm-mib"}, 1024);
+  QILIN_CHECK(hbm_mib >= 0, "args", "--hbm-mib must not be negative, got {}", hbm_mib);
+  options.hbm_probe_bytes = static_cast<size_t>(hbm_mib) << 20;
+  const std::string chart = args.get({"--chart"});
   const std::string output = args.get({"-o", "--output"}, "md");
   QILIN_CHECK(output == "md" || output == "json", "args", "-o expects md or json, got '{}'", output);
   args.finish();
   if (options.models.empty()) {
     fmt::print(stderr, "{}", kUsage);
     return 1;
+  }
+
+  std::ofstream chart_file;
+  if (!chart.empty()) {  // opened now, so a bad path fails before the benchmarks rather than after
+    chart_file.open(chart, std::ios::binary);
+    QILIN_CHECK(chart_file.is_open(), "bench", "cannot write the chart to {}", chart);
   }
 
   const bool markdown = output == "md";
@@ -97,7 +125,21 @@ int main(int argc, char** argv) try {
         std::fflush(stdout);
       },
       [](const std::string& line) { fmt::print(stderr, "{}\n", line); });
+  if (rows.empty()) {
+    fmt::print(stderr, "qilin-bench: no results: no device asked for could run the models\n");
+    return 1;
+  }
   if (!markdown) fmt::print("{}", tools::bench_json(rows));
+  if (markdown) {
+    const std::string side_by_side = tools::bench_comparison_markdown(rows);
+    if (!side_by_side.empty()) fmt::print("\n{}", side_by_side);
+  }
+  if (!chart.empty()) {
+    chart_file << tools::bench_svg_chart(rows);
+    chart_file.close();
+    QILIN_CHECK(chart_file.good(), "bench", "could not write the chart to {}", chart);
+    fmt::print(stderr, "chart: {}\n", chart);
+  }
   return 0;
 } catch (const std::exception& e) {
   fmt::print(stderr, "qilin-bench: {}\n", e.what());

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -174,6 +175,19 @@ double fma_peak_gflops(int threads) {
   auto [it, fresh] = cache.try_emplace(threads, 0.0);
   if (fresh) it->second = measure_fma_gflops(shared_pool(threads));
   return it->second;
+}
+
+std::string cpu_model_name() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (!line.starts_with("model name")) continue;
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) break;
+    const size_t begin = line.find_first_not_of(" \t", colon + 1);
+    return begin == std::string::npos ? std::string("cpu") : line.substr(begin);
+  }
+  return "cpu";
 }
 
 ThreadPool& shared_pool(int threads) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 #include "core/thread_pool.h"
 
@@ -31,6 +32,9 @@ double dram_read_gbs(int threads);
 // load may have changed since the start of the run.
 double dram_read_gbs_now(int threads);
 double fma_peak_gflops(int threads);
+
+// The CPU's model name (/proc/cpuinfo's "model name"), or "cpu" where there is none.
+std::string cpu_model_name();
 
 // A pool of `threads` threads kept for the whole run (the probes' and benchmarks').
 ThreadPool& shared_pool(int threads);
