@@ -14,15 +14,18 @@ namespace qilin {
 namespace {
 
 // tokenizer.ggml.pre: the name llama.cpp gives each pre-tokenizer Qilin implements
-// (Tokenizer::from_gguf maps these names back).
-std::string_view gguf_pre_name(PreTokenizer p) {
+// (Tokenizer::from_gguf maps these names back). GLM-4's split regex is Llama-3's, but
+// llama.cpp's converter names glm-4-9b-chat's tokenizer "chatglm-bpe" (glm-4-9b-hf's
+// "glm4"), and its loader gives both GLM-4's pre-tokenizer type: BPE merges applied and no
+// BOS, where "llama-bpe" would skip merges for whole-token pieces and add a BOS.
+std::string_view gguf_pre_name(PreTokenizer p, ModelFamily family) {
   switch (p) {
     case PreTokenizer::smollm:
       return "smollm";
     case PreTokenizer::qwen2:
       return "qwen2";
     case PreTokenizer::llama3:
-      return "llama-bpe";
+      return family == ModelFamily::chatglm || family == ModelFamily::glm4 ? "chatglm-bpe" : "llama-bpe";
     case PreTokenizer::gpt2:
     case PreTokenizer::none:
       break;
@@ -85,7 +88,8 @@ void add_token_ids(GgufWriter& w, int32_t bos_id, int32_t eos_id) {
   if (eos_id >= 0) w.add("tokenizer.ggml.eos_token_id", GgufValue::u32(static_cast<uint32_t>(eos_id)));
 }
 
-void add_tokenizer_metadata(GgufWriter& w, const TokenizerConfig& t, int64_t n_vocab, int32_t bos_id, int32_t eos_id) {
+void add_tokenizer_metadata(GgufWriter& w, const TokenizerConfig& t, ModelFamily family, int64_t n_vocab,
+                            int32_t bos_id, int32_t eos_id) {
   if (t.model != TokenizerModel::byte_level_bpe) {
     fail("gguf_export", "a SentencePiece tokenizer.json cannot be written to GGUF yet (it has no piece scores)");
   }
@@ -115,7 +119,7 @@ void add_tokenizer_metadata(GgufWriter& w, const TokenizerConfig& t, int64_t n_v
   for (const auto& [left, right] : t.merges) merges.push_back(left + ' ' + right);
 
   w.add("tokenizer.ggml.model", GgufValue::string("gpt2"));
-  w.add("tokenizer.ggml.pre", GgufValue::string(std::string(gguf_pre_name(t.pre_tokenizer))));
+  w.add("tokenizer.ggml.pre", GgufValue::string(std::string(gguf_pre_name(t.pre_tokenizer, family))));
   w.add("tokenizer.ggml.tokens", GgufValue::string_array(std::move(tokens)));
   w.add("tokenizer.ggml.token_type", GgufValue::i32_array(types));
   w.add("tokenizer.ggml.merges", GgufValue::string_array(std::move(merges)));

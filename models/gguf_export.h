@@ -10,6 +10,7 @@ namespace qilin {
 
 class GgufWriter;
 struct ModelConfig;
+enum class ModelFamily : uint8_t;
 struct TokenizerConfig;
 
 // general.file_type (llama.cpp's llama_ftype) of a file whose weights are mostly `type`:
@@ -30,12 +31,13 @@ void add_model_metadata(GgufWriter& writer, const ModelConfig& config, uint32_t 
 inline constexpr uint32_t kGgmlQuantVersion = 2;
 
 // tokenizer.ggml.* (model "gpt2": tokens, token_type, merges, pre) and tokenizer.chat_template
-// for a byte-level BPE tokenizer. The vocabulary is written with `n_vocab` entries (the
+// for a byte-level BPE tokenizer of a `family` model (tokenizer.ggml.pre is the name llama.cpp
+// gives that family's pre-tokenizer: "chatglm-bpe" for GLM-4's). The vocabulary is written with `n_vocab` entries (the
 // model's vocab_size): ids the tokenizer does not use become "[PAD<id>]" tokens of type
 // unused, as llama.cpp does. Throws when the tokenizer does not fit in n_vocab ids or is
 // not byte-level BPE (SentencePiece tokenizer.json files have no piece scores to write).
-void add_tokenizer_metadata(GgufWriter& writer, const TokenizerConfig& tokenizer, int64_t n_vocab, int32_t bos_id,
-                            int32_t eos_id);
+void add_tokenizer_metadata(GgufWriter& writer, const TokenizerConfig& tokenizer, ModelFamily family, int64_t n_vocab,
+                            int32_t bos_id, int32_t eos_id);
 // Only tokenizer.ggml.bos_token_id / eos_token_id (each when >= 0), for a model without tokenizer.
 void add_token_ids(GgufWriter& writer, int32_t bos_id, int32_t eos_id);
 

@@ -98,7 +98,7 @@ void HfSource::add_metadata(GgufWriter& writer, uint32_t file_type) const {
     return;
   }
   try {
-    add_tokenizer_metadata(writer, *tokenizer_, config_.vocab_size, bos, eos);
+    add_tokenizer_metadata(writer, *tokenizer_, config_.family, config_.vocab_size, bos, eos);
   } catch (const Error& e) {
     fail(op_, "{}: {}", (std::filesystem::path(folder_) / "tokenizer.json").string(), e.what());
   }

@@ -230,6 +230,24 @@ TEST_CASE("convert: the committed tiny models under tests/data/models", "[conver
   if (found == 0) WARN("no tiny models under " << root.string() << " yet");
 }
 
+TEST_CASE("convert: GLM folders get llama.cpp's GLM-4 pre-tokenizer name and read back alike", "[convert][glm]") {
+  // llama.cpp's convert_hf_to_gguf.py names GLM-4's tokenizer "chatglm-bpe" (glm-4-9b-chat,
+  // GLM-4-0414) and its loader gives that name (and "glm4") the GLM-4 pre-tokenizer with
+  // BPE merges applied; "llama-bpe" would make it skip merges and add a BOS.
+  const fs::path root = fs::path(QILIN_TEST_DATA_DIR) / "models";
+  TempDir dir("convert");
+  for (const char* family : {"glm", "glm4"}) {
+    const fs::path folder = root / family;
+    REQUIRE(fs::exists(folder / "tokenizer.json"));
+    // (Their weights against transformers' logits: test_model_golden / test_model_glm.)
+    ThreadPool pool(2);
+    const std::string gguf = (dir.path / fmt::format("{}.gguf", family)).string();
+    convert_hf_to_gguf(folder.string(), gguf, ConvertOptions{}, pool);
+    CHECK(GgufFile::open(gguf).get_string("tokenizer.ggml.pre", "") == "chatglm-bpe");
+    check_tokenizer(folder, gguf);
+  }
+}
+
 TEST_CASE("convert: bad input is a clear error and leaves no file behind", "[convert]") {
   using Catch::Contains;
   TempDir dir("convert");

@@ -176,3 +176,27 @@ TEST_CASE("ChatGLM3-style GGUF: a SentencePiece vocabulary of arch chatglm encod
   CHECK(chat[2] == n + 6);      // <|user|>
   CHECK(chat.back() == n + 7);  // <|assistant|>
 }
+
+TEST_CASE("GGUF pre-tokenizer names: GLM-4's apply BPE merges, Llama-3's take whole vocabulary pieces",
+          "[tokenizer][glm]") {
+  // "abc" is in the vocabulary but no merge builds it: llama.cpp's llama-bpe ignores
+  // merges for a pre-tokenized piece that is one token; its GLM-4 names (chatglm-bpe,
+  // glm4) run the merges, as GLM-4's tokenizer.json (ignore_merges false) does.
+  const auto encode_abc = [](const char* pre) {
+    const fs::path path =
+        fs::temp_directory_path() / ("qilin_pre_" + std::string(pre) + "_" + std::to_string(::getpid()) + ".gguf");
+    GgufWriter w;
+    w.add("general.architecture", GgufValue::string("chatglm"));
+    w.add("tokenizer.ggml.model", GgufValue::string("gpt2"));
+    w.add("tokenizer.ggml.pre", GgufValue::string(pre));
+    w.add("tokenizer.ggml.tokens", GgufValue::string_array({"a", "b", "c", "ab", "abc"}));
+    w.add("tokenizer.ggml.merges", GgufValue::string_array({"a b"}));
+    w.write(path.string());
+    const Tokenizer tok = Tokenizer::from_gguf(GgufFile::open(path.string()));
+    fs::remove(path);
+    return tok.encode("abc", {.add_special = false});
+  };
+  CHECK(encode_abc("chatglm-bpe") == std::vector<int32_t>{3, 2});
+  CHECK(encode_abc("glm4") == std::vector<int32_t>{3, 2});
+  CHECK(encode_abc("llama-bpe") == std::vector<int32_t>{4});
+}

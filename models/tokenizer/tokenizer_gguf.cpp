@@ -10,7 +10,9 @@ namespace {
 PreTokenizer pre_tokenizer_for(const std::string& pre, const std::string& file) {
   for (const char* name : {"qwen2", "deepseek-r1-qwen"})
     if (pre == name) return PreTokenizer::qwen2;
-  for (const char* name : {"llama3", "llama-bpe", "llama-v3", "glm4", "chatglm-bpe", "smaug-bpe"})
+  // GLM-4's names ("chatglm-bpe": glm-4-9b-chat; "glm4": glm-4-9b-hf, GLM-4.5) and
+  // smaug-bpe use Llama-3's regex in llama.cpp, under pre-tokenizer types of their own.
+  for (const char* name : {"llama3", "llama-bpe", "llama-v3", "chatglm-bpe", "glm4", "smaug-bpe"})
     if (pre == name) return PreTokenizer::llama3;
   for (const char* name : {"smollm", "starcoder", "refact", "codeshell", "command-r"})
     if (pre == name) return PreTokenizer::smollm;
@@ -18,6 +20,11 @@ PreTokenizer pre_tokenizer_for(const std::string& pre, const std::string& file) 
     if (pre == name) return PreTokenizer::gpt2;
   fail(file, "tokenizer.ggml.pre '{}' is not a pre-tokenizer Qilin implements", pre);
 }
+
+// llama.cpp ignores merges (a pre-tokenized piece that is a whole token stays one) only
+// for its Llama-3 pre-tokenizer type, not for the others that share the regex
+// (chatglm-bpe, glm4, smaug-bpe).
+bool pre_ignores_merges(const std::string& pre) { return pre == "llama3" || pre == "llama-bpe" || pre == "llama-v3"; }
 
 }  // namespace
 
@@ -37,8 +44,9 @@ Tokenizer Tokenizer::from_gguf(const GgufFile& file) {
   }
   if (model == "gpt2") {
     c.model = TokenizerModel::byte_level_bpe;
-    c.pre_tokenizer = pre_tokenizer_for(file.get_string("tokenizer.ggml.pre", "default"), path);
-    c.ignore_merges = c.pre_tokenizer == PreTokenizer::llama3;  // as llama.cpp does for llama-bpe
+    const std::string pre = file.get_string("tokenizer.ggml.pre", "default");
+    c.pre_tokenizer = pre_tokenizer_for(pre, path);
+    c.ignore_merges = pre_ignores_merges(pre);
     for (const std::string& m : file.require_string_array("tokenizer.ggml.merges")) {
       const size_t space = m.find(' ');
       QILIN_CHECK(space != std::string::npos && m.find(' ', space + 1) == std::string::npos, path,
