@@ -16,8 +16,8 @@ namespace {
 // tokenizer.ggml.pre: the name llama.cpp gives each pre-tokenizer Qilin implements
 // (Tokenizer::from_gguf maps these names back). GLM-4's split regex is Llama-3's, but
 // llama.cpp's converter names glm-4-9b-chat's tokenizer "chatglm-bpe" (glm-4-9b-hf's
-// "glm4"), and its loader gives both GLM-4's pre-tokenizer type: BPE merges applied and no
-// BOS, where "llama-bpe" would skip merges for whole-token pieces and add a BOS.
+// "glm4"), and its loader gives both GLM-4's pre-tokenizer type (BPE merges applied, no BOS
+// id), where "llama-bpe" would skip merges for pieces that are whole tokens.
 std::string_view gguf_pre_name(PreTokenizer p, ModelFamily family) {
   switch (p) {
     case PreTokenizer::smollm:
