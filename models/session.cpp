@@ -91,7 +91,9 @@ GenerateResult Session::chat(std::string_view user_message, const GenerateOption
   enc.add_special = false;  // the template writes its own BOS / special tokens (as HF apply_chat_template)
   GenerateResult result = run(model_.tokenizer().encode(text, enc), options, on_text);
   messages_.push_back({"user", std::string(user_message)});
-  messages_.push_back({"assistant", result.text});
+  // Without the template's own line break that the reply starts with (GLM), so that the
+  // next turn renders this one as the chat template (transformers) would.
+  messages_.push_back({"assistant", std::string(template_.reply_content(result.text))});
   return result;
 }
 

@@ -1,6 +1,7 @@
 // Session: the generation loop over a tiny random-weight model (no tokenizer, so
 // token ids in and out): greedy equals the decoder's argmax chain, cached
-// prefixes are reused without changing the result, stop reasons are right.
+// prefixes are reused without changing the result, stop reasons are right. Chat
+// turns on the tiny GLM model (which has a tokenizer and GLM-4's chat template).
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <vector>
@@ -8,12 +9,15 @@
 #include "core/error.h"
 #include "models/model.h"
 #include "models/session.h"
+#include "models/tokenizer/chat_template.h"
+#include "models/tokenizer/tokenizer.h"
 
 using namespace qilin;
 
 namespace {
 
 const std::string kLlama = std::string(QILIN_TEST_DATA_DIR) + "/models/llama";
+const std::string kGlm = std::string(QILIN_TEST_DATA_DIR) + "/models/glm";
 
 LoadOptions tiny_options(int64_t context = 64) {
   LoadOptions o;
@@ -122,4 +126,44 @@ TEST_CASE("session: sampling is reproducible with a seed and differs across seed
   s.reset();
   const GenerateResult c = s.complete_tokens(prompt, g);
   CHECK(a.tokens != c.tokens);
+}
+
+TEST_CASE("session: a GLM reply's leading newline is the template's, and the next prompt is transformers'",
+          "[session][glm]") {
+  // GLM-4's generation prompt ends at "<|assistant|>" and the model writes the newline that
+  // the template puts between "<|assistant|>" and the content. The conversation must hold
+  // the content without it, or the next turn renders "<|assistant|>\n\n...".
+  std::unique_ptr<Model> m = Model::load(kGlm, tiny_options(128));
+  REQUIRE(m->has_tokenizer());
+  const ChatTemplate t = ChatTemplate::detect(m->tokenizer().chat_template());
+  REQUIRE(t.family == ChatFamily::glm4);
+  // The random model never writes "\n" first when greedy: sample, flat, until a reply does
+  // (the first token only while searching; the same seed then samples it again).
+  GenerateOptions flat = greedy(1);
+  flat.ignore_eos = false;
+  flat.sampling.temperature = 20.0f;
+  flat.sampling.top_k = 0;
+  flat.sampling.top_p = 1.0f;
+  flat.sampling.min_p = 0.0f;
+  Session s(*m);
+  uint64_t seed = 0;
+  for (bool found = false; !found && seed < 5000;) {
+    s.reset();
+    flat.sampling.seed = ++seed;
+    found = s.chat("Hi", flat).text.starts_with('\n');
+  }
+  s.reset();
+  flat.max_new_tokens = 6;
+  const std::string reply = s.chat("Hi", flat).text;
+  INFO("seed " << seed);
+  REQUIRE(reply.starts_with('\n'));
+  REQUIRE(s.messages().size() == 2);
+  CHECK(s.messages()[1].content == reply.substr(1));
+
+  // Turn two with one token: the slot then holds exactly the prompt it rendered.
+  const GenerateResult second = s.chat("Why?", greedy(1));
+  const std::vector<ChatMessage> reference = {{"user", "Hi"}, {"assistant", reply.substr(1)}, {"user", "Why?"}};
+  const std::vector<int32_t> want = m->tokenizer().encode(t.render(reference, true), {.add_special = false});
+  CHECK(s.tokens() == want);
+  CHECK(second.stats.reused_tokens > 0);
 }

@@ -71,6 +71,7 @@ const std::map<std::string, std::vector<ChatMessage>> kConversations = {
     {"multiline",
      {{"user", "Line one\nLine two\n\n  indented \xE4\xB8\xAD\xE6\x96\x87"}, {"assistant", " padded answer \n"}}},
     {"late_system", {{"user", "Hi"}, {"assistant", ""}, {"system", "Be brief."}, {"user", "Why?"}}},
+    {"reply", {{"user", "Hi"}, {"assistant", "Hello! How can I help?\nAsk away."}, {"user", "Why?"}}},
 };
 
 }  // namespace
@@ -127,6 +128,29 @@ TEST_CASE("GLM chat templates match transformers, multi-turn", "[tokenizer][glm]
       }
     }
   }
+}
+
+TEST_CASE(
+    "GLM replies: the text the model writes after <|assistant|> joins the conversation as transformers renders it",
+    "[tokenizer][glm]") {
+  // The generation prompt ends at "<|assistant|>"; the template writes an assistant turn as
+  // "<|assistant|>\n" + content (ChatGLM3: "\n " + content, the space being SentencePiece's
+  // prefix), so the model writes that line break first. The content is what follows it.
+  const std::string content = "Hello! How can I help?\nAsk away.";
+  for (const std::string name : {"glm4", "glm4_0414", "chatglm3"}) {
+    INFO(name);
+    const ChatTemplate t = ChatTemplate::detect(read_file(kData / "chat" / (name + ".jinja")));
+    const std::string generated = (name == "chatglm3" ? "\n " : "\n") + content;
+    CHECK(t.reply_content(generated) == content);
+    const std::vector<ChatMessage> conversation = {
+        {"user", "Hi"}, {"assistant", std::string(t.reply_content(generated))}, {"user", "Why?"}};
+    CHECK(t.render(conversation, true) == read_file(kData / "chat" / (name + ".reply.gen.txt")));
+    // A reply that does not start with the line break (a tool call's metadata line) is kept whole.
+    CHECK(t.reply_content("get_weather\n{}") == "get_weather\n{}");
+  }
+  // Other templates open the assistant's turn with its line break: replies are content as they are.
+  const ChatTemplate chatml = ChatTemplate::detect("{{'<|im_start|>' + message['role'] + '\\n'}}");
+  CHECK(chatml.reply_content("\nHi") == "\nHi");
 }
 
 TEST_CASE("ChatGLM3-style GGUF: a SentencePiece vocabulary of arch chatglm encodes after [gMASK]sop",

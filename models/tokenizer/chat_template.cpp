@@ -116,4 +116,15 @@ std::string ChatTemplate::render(std::span<const ChatMessage> messages, bool add
   return out;
 }
 
+std::string_view ChatTemplate::reply_content(std::string_view generated) const {
+  if (family != ChatFamily::glm4 && family != ChatFamily::chatglm3) return generated;
+  // A reply without the line break opens with a metadata line (GLM's tool calls), which
+  // ChatMessage does not model: it is kept whole.
+  if (!generated.starts_with('\n')) return generated;
+  generated.remove_prefix(1);
+  // ChatGLM3 writes "\n" then content with SentencePiece's prefix space ("\n▁Hello").
+  if (family == ChatFamily::chatglm3 && generated.starts_with(' ')) generated.remove_prefix(1);
+  return generated;
+}
+
 }  // namespace qilin

@@ -39,6 +39,13 @@ struct ChatTemplate {
 
   // The prompt text; with add_generation_prompt, the opening of the assistant's turn.
   std::string render(std::span<const ChatMessage> messages, bool add_generation_prompt) const;
+
+  // The content of the assistant message for `generated`, the text the model wrote after
+  // the generation prompt. The GLM templates end that prompt at "<|assistant|>" but write
+  // an assistant turn as "<|assistant|>\n" + content (ChatGLM3: "\n " + content), so the
+  // model writes the line break first; it is the template's, not the content's, and
+  // keeping it would render the next turn with a doubled newline. Other families: as is.
+  std::string_view reply_content(std::string_view generated) const;
 };
 
 }  // namespace qilin

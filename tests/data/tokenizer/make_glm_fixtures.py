@@ -85,10 +85,14 @@ CHATGLM3_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
 
 # Where the GLM templates differ from a plain loop: a system message after the first
-# turn, and an assistant turn with empty content. Mirrored in tests/test_tokenizer_chat.cpp.
+# turn, and an assistant turn with empty content; and a second turn after a multi-line
+# reply (the model writes the newline after "<|assistant|>" itself: the reply's content is
+# what follows it). Mirrored in tests/test_tokenizer_glm.cpp.
 GLM_CONVERSATIONS = {
     "late_system": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": ""},
                     {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Why?"}],
+    "reply": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! How can I help?\nAsk away."},
+              {"role": "user", "content": "Why?"}],
 }
 
 
