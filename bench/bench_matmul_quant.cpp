@@ -126,7 +126,11 @@ void run_kernel(benchmark::State& state, cpu::Isa isa, bool large, DType dtype, 
   std::vector<int32_t> sums(static_cast<size_t>(rows * 2 * nb)), corr(static_cast<size_t>(rows * 2 * nb), 0);
   std::vector<uint16_t> xb(static_cast<size_t>(rows * s.k));
   table.quantize_x(x.data(), s.k, rows, s.k, q.data(), d.data(), ds.data(), sums.data());
-  cpu::gemm_table(isa).round_to_bf16(x.data(), xb.data(), rows * s.k);
+  for (int64_t r = 0; r < rows; ++r) {  // QuantizedX::xb's tiled layout
+    for (int64_t e = 0; e < s.k; e += 32) {
+      cpu::gemm_table(isa).round_to_bf16(x.data() + r * s.k + e, xb.data() + cpu::xb_tiled_offset(r, e, s.k), 32);
+    }
+  }
   Tensor y = Tensor::empty({m, s.n}, DType::f32);
   AlignedBuffer scratch(kernel.scratch_bytes(s.k) + 64);
   cpu::QGemmArgs a;

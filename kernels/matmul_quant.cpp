@@ -125,7 +125,9 @@ XScratch x_scratch(int64_t m, int64_t k, bool int8, bool bf16) {
   }
   if (bf16) {
     s.xb = reinterpret_cast<uint16_t*>(p + q_bytes + 2 * f_bytes + (1 + kCorrKinds) * i_bytes);
-    std::memset(s.xb + m * k, 0, pad_rows * static_cast<size_t>(k) * 2);
+    for (int64_t r = m; r < padded; ++r) {
+      for (int64_t e = 0; e < k; e += 32) std::memset(s.xb + cpu::xb_tiled_offset(r, e, k), 0, 32 * 2);
+    }
   }
   return s;
 }
@@ -136,7 +138,10 @@ void prepare_rows(bool scalar_ref, const MatmulCall& c, const XScratch& s, unsig
   const int64_t k = c.k, nb = k / cpu::kXBlock;
   if (s.xb != nullptr) {
     const auto round = cpu::gemm_table(scalar_ref ? cpu::Isa::ref : cpu::active_isa()).round_to_bf16;
-    for (int64_t r = r0; r < r1; ++r) round(c.x + r * c.ldx, s.xb + r * k, k);
+    // In the tiled layout of QuantizedX::xb: one 32-value piece at a time.
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t e = 0; e < k; e += 32) round(c.x + r * c.ldx + e, s.xb + cpu::xb_tiled_offset(r, e, k), 32);
+    }
   }
   if (s.q == nullptr) return;
   table_for(scalar_ref)

@@ -49,7 +49,10 @@ struct QuantizedX {
   const float* d = nullptr;
   const float* ds = nullptr;
   const int32_t* corr = nullptr;
-  const uint16_t* xb = nullptr;  // x rounded to bf16, m rows of k (for kernels with bf16_x; null otherwise)
+  // x rounded to bf16 (for kernels with bf16_x; null otherwise), laid out as the AMX
+  // A tiles they load: rows in tiles of 16 (the last padded with zero rows), each tile
+  // k/32 blocks of 16 rows × 32 values, 1 KiB contiguous (see xb_tiled_offset).
+  const uint16_t* xb = nullptr;
   int64_t m = 0, k = 0;
 };
 
@@ -80,6 +83,11 @@ struct QGemmKernel {
 // Rows of quantized x are stored rounded up to a multiple of this (the extra rows
 // zero), so kernels working on tiles of 16 rows need no tail case.
 inline constexpr int64_t kXRowPadding = 16;
+
+// Where element e of row r of x sits in QuantizedX::xb (k a multiple of 32).
+constexpr int64_t xb_tiled_offset(int64_t r, int64_t e, int64_t k) {
+  return ((r / 16) * (k / 32) + e / 32) * 512 + (r % 16) * 32 + e % 32;
+}
 
 // Quantizes m rows of x (row stride ldx floats, k a multiple of 32) to out.q/out.d/out.ds,
 // and the plain block sums to sums16 (sum of q over each 16 elements, m*k/16 entries).

@@ -70,15 +70,16 @@ struct Block {
 template <int kX, int kW>
 void tile_product(const Block& blk, int64_t i0) {
   const QGemmArgs& a = blk.a;
-  const int64_t k = a.x.k, lda = 2 * k;  // bytes per row of bf16 x
-  const uint16_t* x0 = a.x.xb + i0 * k;
+  // x's A tiles are contiguous (QuantizedX::xb): 1 KiB apart along K, rows 64 bytes apart.
+  const int64_t k = a.x.k;
+  const uint16_t* x0 = a.x.xb + xb_tiled_offset(i0, 0, k);
   const uint16_t* x1 = x0 + kTile * k;
   _tile_zero(0);
   if constexpr (kW == 2) _tile_zero(1);
   if constexpr (kX == 2) _tile_zero(2);
   if constexpr (kX == 2 && kW == 2) _tile_zero(3);
   for (int64_t s = 0; s < k / 32; ++s) {
-    QILIN_TILE_LOAD(4, x0 + 32 * s, lda);
+    QILIN_TILE_LOAD(4, x0 + 512 * s, 64);
     QILIN_TILE_LOAD(6, blk.w[0] + 512 * s, 64);
     _tile_dpbf16ps(0, 4, 6);
     if constexpr (kW == 2) {
@@ -86,7 +87,7 @@ void tile_product(const Block& blk, int64_t i0) {
       _tile_dpbf16ps(1, 4, 7);
     }
     if constexpr (kX == 2) {
-      QILIN_TILE_LOAD(5, x1 + 32 * s, lda);
+      QILIN_TILE_LOAD(5, x1 + 512 * s, 64);
       _tile_dpbf16ps(2, 5, 6);
       if constexpr (kW == 2) _tile_dpbf16ps(3, 5, 7);
     }
