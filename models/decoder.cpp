@@ -6,95 +6,45 @@
 #include "core/error.h"
 #include "kernels/ops.h"
 #include "models/checkpoint.h"
-#include "models/tensor_names.h"
+#include "models/cuda_decoder.h"
+#include "models/decoder_layer.h"
 
 namespace qilin {
 
-struct Decoder::Layer {
-  TensorView attn_norm, ffn_norm;
-  TensorView bq, bk, bv;                     // Qwen2, GLM (empty views otherwise)
-  TensorView q_norm, k_norm;                 // Qwen3 (empty views otherwise)
-  TensorView attn_post_norm, ffn_post_norm;  // GLM-4-0414 (empty views otherwise)
-  MatmulWeight wq, wk, wv, wo;               // [heads*head_dim, d] ×3 (kv heads for k, v), [d, heads*head_dim]
-  MatmulWeight gate, up, down;               // [d_ff, d] ×2, [d, d_ff]
-};
-
 namespace {
 
-// Rows [first, first + count) of a fused tensor; count < 0: all of it.
-struct Part {
-  int64_t first = 0, count = -1;
-};
-
-// Loads the checkpoint's tensors in the types the kernels take, checking shapes.
-class WeightLoader {
+// The CPU decoder's weights: used in place from the file mapping (or dequantized at
+// load into `owned`), float ones copied into huge pages unless mmap_weights, each
+// prepared for its largest row count, and its mapped pages released once held as a
+// copy.
+class CpuLayerSource final : public LayerSource {
  public:
-  WeightLoader(const Checkpoint& c, bool dequantize, DType dequantize_to, std::vector<Tensor>& owned,
-               ThreadPool& pool)
-      : c_(c), dequantize_(dequantize), dequantize_to_(dequantize_to), owned_(owned), pool_(pool) {}
+  CpuLayerSource(const Checkpoint& checkpoint, const DecoderOptions& options, WeightLoader& load,
+                 HugePageArena& resident, ThreadPool& pool)
+      : checkpoint_(checkpoint), options_(options), load_(load), resident_(resident), pool_(pool) {}
 
-  // A Linear weight [rows, cols]: used in place (float types, and block formats that run
-  // natively), or dequantized when asked to.
-  TensorView matrix(const std::string& name, int64_t rows, int64_t cols) { return matrix_part(name, rows, cols, {}); }
-  // Rows `part` of a fused matrix of `rows` rows (GLM's attn_qkv and gate/up ffn_up): a
-  // view of whole rows, so every path treats it as a weight of its own.
-  TensorView matrix_part(const std::string& name, int64_t rows, int64_t cols, Part part) {
-    TensorView w = checked(name, {rows, cols});
-    if (part.count >= 0) w = w.slice_rows(part.first, part.count);
-    return traits(w.dtype()).is_float || !dequantize_ ? w : convert(w, dequantize_to_);
+  MatmulWeight matrix(const std::string& tensor, int64_t n, int64_t k, int64_t max_rows, WeightPart part) override {
+    MatmulWeight w(load_.matrix_part(tensor, n, k, part));
+    const TensorView stored = w.view();
+    const TensorView& in_file = checkpoint_.require(tensor);
+    const TensorView file_rows = part.count >= 0 ? in_file.slice_rows(part.first, part.count) : in_file;
+    const bool from_file = file_rows.data() == stored.data();  // else dequantized at load into owned_
+    if (from_file && !options_.mmap_weights) w.make_resident(resident_, &pool_);
+    w.prepare(max_rows, options_.matmul, &pool_);
+    if (!from_file || w.holds_copy()) checkpoint_.release_pages(file_rows);
+    return w;
   }
-  // A vector (norm weight, bias) as f32; `part`: elements [first, + count) of it.
-  TensorView vector(const std::string& name, int64_t n, Part part = {}) {
-    TensorView w = checked(name, {n});
-    if (part.count >= 0) {
-      QILIN_CHECK(traits(w.dtype()).block_size == 1, "model", "{}: the fused vector {} is stored as {}", c_.path(),
-                  name, name_of(w.dtype()));
-      w = TensorView(static_cast<char*>(w.data()) + row_bytes(w.dtype(), part.first), Shape{part.count}, w.dtype(),
-                     w.device());
-    }
-    return w.dtype() == DType::f32 ? w : convert(w, DType::f32);
-  }
-  TensorView optional_vector(const std::string& name, int64_t n, bool wanted) {
-    if (!wanted) return {};
-    return vector(name, n);
+  TensorView vector(const std::string& tensor, int64_t n, WeightPart part) override {
+    return load_.vector(tensor, n, part);
   }
 
  private:
-  const TensorView& checked(const std::string& name, Shape expected) {
-    const TensorView& w = c_.require(name);
-    if (!(w.shape() == expected)) {
-      fail("model", "{}: tensor {} is {} but the config implies {}", c_.path(), name, w.shape().str(),
-           expected.str());
-    }
-    if (w.dtype() == DType::i8 || w.dtype() == DType::i32) {
-      fail("model", "{}: tensor {} has type {}, which is not a weight type", c_.path(), name, name_of(w.dtype()));
-    }
-    return w;
-  }
-  // Row by row through f32 (the traits' exact to_float, then the rounding from_float).
-  TensorView convert(const TensorView& w, DType to) {
-    Tensor out = Tensor::empty(w.shape(), to);
-    const TensorView dst = out.view();
-    pool_.parallel_for(w.rows(), 64, [&](int64_t r0, int64_t r1) {
-      std::vector<float> row(to == DType::f32 ? 0 : static_cast<size_t>(w.cols()));
-      for (int64_t r = r0; r < r1; ++r) {
-        float* f = to == DType::f32 ? dst.row<float>(r) : row.data();
-        traits(w.dtype()).to_float(w.row(r), f, w.cols());
-        if (to != DType::f32) traits(to).from_float(f, dst.row(r), w.cols());
-      }
-    });
-    owned_.push_back(std::move(out));
-    return owned_.back().view();
-  }
-
-  const Checkpoint& c_;
-  bool dequantize_;
-  DType dequantize_to_;
-  std::vector<Tensor>& owned_;
+  const Checkpoint& checkpoint_;
+  const DecoderOptions& options_;
+  WeightLoader& load_;
+  HugePageArena& resident_;
   ThreadPool& pool_;
 };
-
-size_t matrix_bytes(const MatmulWeight& w) { return w.view().rows() * w.view().row_size(); }
 
 }  // namespace
 
@@ -109,8 +59,16 @@ Decoder::Decoder(const Checkpoint& checkpoint, const DecoderOptions& options, Th
               "max_batch_tokens ({}) and max_logit_rows ({}) must be positive", options.max_batch_tokens,
               options.max_logit_rows);
 
+  rope_ = std::make_unique<RopeCache>(c.rope_dim, c.max_context, c.rope_theta);
+  if (options.device == Device::cuda) {
+    gpu_ = std::make_unique<CudaDecoder>(checkpoint, options, *rope_, pool);
+    return;
+  }
+  QILIN_CHECK(options.device == Device::cpu, "model", "device {} is neither cpu nor cuda", name_of(options.device));
+
   owned_.reserve(static_cast<size_t>(c.n_layers) * 16 + 4);  // views into owned_ must stay put
   WeightLoader load(checkpoint, options.dequantize, options.dequantize_to, owned_, pool);
+  CpuLayerSource source(checkpoint, options_, load, resident_, pool);
   const int64_t d = c.d_model, q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
   const int64_t max_m = options.max_batch_tokens;
 
@@ -120,68 +78,14 @@ Decoder::Decoder(const Checkpoint& checkpoint, const DecoderOptions& options, Th
          token_embd_.shape().str(), c.vocab_size, d);
   }
   output_norm_ = load.vector("output_norm.weight", d);
-  const bool tied = c.tied_embeddings || checkpoint.find("output.weight") == nullptr;
-  // A matmul weight (rows `part` of the stored [n, k] tensor when it is fused), copied into
-  // huge pages unless mmap_weights, prepared for up to `rows` activation rows, and its
-  // mapped pages released once held as a copy.
-  auto matmul_weight = [&](const std::string& tensor, int64_t n, int64_t k, int64_t rows, Part part = {}) {
-    MatmulWeight w(load.matrix_part(tensor, n, k, part));
-    const TensorView stored = w.view();
-    const TensorView& in_file = checkpoint.require(tensor);
-    const TensorView file_rows = part.count >= 0 ? in_file.slice_rows(part.first, part.count) : in_file;
-    const bool from_file = file_rows.data() == stored.data();  // else dequantized at load into owned_
-    if (from_file && !options.mmap_weights) w.make_resident(resident_, &pool);
-    w.prepare(rows, options.matmul, &pool);
-    if (!from_file || w.holds_copy()) checkpoint.release_pages(file_rows);
-    return w;
-  };
+  const bool tied = output_is_tied(c, checkpoint);
   output_ = std::make_unique<MatmulWeight>(
-      matmul_weight(tied ? "token_embd.weight" : "output.weight", c.vocab_size, d, options.max_logit_rows));
+      source.matrix(tied ? "token_embd.weight" : "output.weight", c.vocab_size, d, options.max_logit_rows, {}));
   // Tied: look rows up in the output weight's copy, not in the released mapping.
   if (tied && output_->view().dtype() == token_embd_.dtype()) token_embd_ = output_->view();
 
   layers_.reserve(static_cast<size_t>(c.n_layers));
-  for (int64_t il = 0; il < c.n_layers; ++il) {
-    auto name = [il](std::string_view suffix) { return layer_tensor(il, suffix); };
-    // Q, K and V: their own tensors, or row ranges of attn_qkv (THUDM's GLM layout).
-    const std::string qkv = name("attn_qkv.weight"), qkv_bias = name("attn_qkv.bias");
-    const int64_t qkv_rows = q_dim + 2 * kv_dim;
-    auto projection = [&](const char* which, int64_t first, int64_t n) {
-      if (c.qkv_fused) return matmul_weight(qkv, qkv_rows, d, max_m, {first, n});
-      return matmul_weight(name(fmt::format("attn_{}.weight", which)), n, d, max_m);
-    };
-    auto bias = [&](const char* which, int64_t first, int64_t n) -> TensorView {
-      if (!c.qkv_bias) return {};
-      if (c.qkv_fused) return load.vector(qkv_bias, qkv_rows, {first, n});
-      return load.vector(name(fmt::format("attn_{}.bias", which)), n);
-    };
-    // Gate and up: their own tensors, or the two halves of ffn_up (GLM, gate first).
-    const std::string up = name("ffn_up.weight");
-    const bool fused_ffn = c.ffn_gate_up_fused;
-    Layer layer{
-        .attn_norm = load.vector(name("attn_norm.weight"), d),
-        .ffn_norm = load.vector(name("ffn_norm.weight"), d),
-        .bq = bias("q", 0, q_dim),
-        .bk = bias("k", q_dim, kv_dim),
-        .bv = bias("v", q_dim + kv_dim, kv_dim),
-        .q_norm = load.optional_vector(name("attn_q_norm.weight"), c.head_dim, c.qk_norm),
-        .k_norm = load.optional_vector(name("attn_k_norm.weight"), c.head_dim, c.qk_norm),
-        .attn_post_norm = load.optional_vector(name("post_attention_norm.weight"), d, c.post_norms),
-        .ffn_post_norm = load.optional_vector(name("post_ffw_norm.weight"), d, c.post_norms),
-        .wq = projection("q", 0, q_dim),
-        .wk = projection("k", q_dim, kv_dim),
-        .wv = projection("v", q_dim + kv_dim, kv_dim),
-        .wo = matmul_weight(name("attn_output.weight"), d, q_dim, max_m),
-        .gate = fused_ffn ? matmul_weight(up, 2 * c.d_ff, d, max_m, {0, c.d_ff})
-                          : matmul_weight(name("ffn_gate.weight"), c.d_ff, d, max_m),
-        .up =
-            fused_ffn ? matmul_weight(up, 2 * c.d_ff, d, max_m, {c.d_ff, c.d_ff}) : matmul_weight(up, c.d_ff, d, max_m),
-        .down = matmul_weight(name("ffn_down.weight"), d, c.d_ff, max_m),
-    };
-    layers_.push_back(std::move(layer));
-  }
-
-  rope_ = std::make_unique<RopeCache>(c.rope_dim, c.max_context, c.rope_theta);
+  for (int64_t il = 0; il < c.n_layers; ++il) layers_.push_back(load_decoder_layer(c, il, max_m, source));
 
   x_ = Tensor::empty({max_m, d}, DType::f32);
   h_ = Tensor::empty({max_m, d}, DType::f32);
@@ -199,19 +103,19 @@ Decoder::Decoder(const Checkpoint& checkpoint, const DecoderOptions& options, Th
 
 Decoder::~Decoder() = default;
 
-KvCacheShape Decoder::kv_cache_shape(int64_t n_slots, int64_t context) const noexcept {
-  return {config_.n_layers, n_slots, config_.n_kv_heads, context, config_.head_dim};
+KvCacheShape Decoder::kv_cache_shape_for(const ModelConfig& c, int64_t n_slots, int64_t context) noexcept {
+  return {c.n_layers, n_slots, c.n_kv_heads, context, c.head_dim};
 }
 
 size_t Decoder::weight_bytes_per_token() const noexcept {
+  if (gpu_) return gpu_->weight_bytes_per_token();
   size_t bytes = matrix_bytes(*output_) + token_embd_.row_size();
-  for (const Layer& l : layers_) {
-    for (const MatmulWeight* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) bytes += matrix_bytes(*w);
-  }
+  for (const Layer& l : layers_) bytes += layer_matrix_bytes(l);
   return bytes;
 }
 
 size_t Decoder::owned_weight_bytes() const noexcept {
+  if (gpu_) return gpu_->weight_bytes();
   size_t bytes = output_->packed_bytes();
   for (const Tensor& t : owned_) bytes += t.nbytes();
   for (const Layer& l : layers_) {
@@ -222,6 +126,8 @@ size_t Decoder::owned_weight_bytes() const noexcept {
 
 void Decoder::check_batch(std::span<const ForwardRequest> batch, const KvCache& cache) const {
   QILIN_CHECK(!batch.empty(), "forward", "empty batch");
+  QILIN_CHECK(cache.device() == options_.device, "forward", "the KV cache is on {} but the model runs on {}",
+              name_of(cache.device()), name_of(options_.device));
   const KvCacheShape& s = cache.shape();
   QILIN_CHECK(s.n_layers == config_.n_layers && s.n_kv_heads == config_.n_kv_heads &&
                   s.head_dim == config_.head_dim,
@@ -257,6 +163,7 @@ void Decoder::check_batch(std::span<const ForwardRequest> batch, const KvCache& 
 
 TensorView Decoder::forward(std::span<const ForwardRequest> batch, KvCache& cache, ThreadPool& pool) {
   check_batch(batch, cache);
+  if (gpu_) return gpu_->forward(batch, cache, pool);
   int64_t n = 0;
   for (const ForwardRequest& r : batch) {
     const int64_t pos0 = cache.length(r.slot);

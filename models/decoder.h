@@ -16,6 +16,10 @@
 // the matmuls see all their rows together, attention runs per sequence. Prefill
 // passes a chunk of a prompt, decode one token per sequence. Every buffer is
 // sized at construction: forward() does no heap allocation.
+//
+// With DecoderOptions::device = cuda the weights live on the GPU and forward() runs
+// there (models/cuda_decoder.h); the interface, the checks and the host logits are
+// the same, and the KV cache must be on the GPU too.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +37,8 @@
 namespace qilin {
 
 class Checkpoint;
+class CudaDecoder;
+struct DecoderLayer;
 
 struct DecoderOptions {
   int64_t max_batch_tokens = 512;  // most token rows in one forward() (the prefill chunk)
@@ -51,6 +57,11 @@ struct DecoderOptions {
   // a weight held as a copy or repack has its mapped pages released, so it is
   // resident once.
   bool mmap_weights = false;
+  // Where the weights live and forward() runs. cuda: uploaded once at load (block
+  // formats as stored), and decode steps of up to 8 tokens replayed as CUDA graphs
+  // unless cuda_graphs is false (then every kernel is launched one by one).
+  Device device = Device::cpu;
+  bool cuda_graphs = true;
 };
 
 // The tokens one sequence contributes to a forward pass. They sit at positions
@@ -73,7 +84,10 @@ class Decoder {
   const DecoderOptions& options() const noexcept { return options_; }
 
   // The cache this model needs for `n_slots` sequences of up to `context` positions.
-  KvCacheShape kv_cache_shape(int64_t n_slots, int64_t context) const noexcept;
+  KvCacheShape kv_cache_shape(int64_t n_slots, int64_t context) const noexcept {
+    return kv_cache_shape_for(config_, n_slots, context);
+  }
+  static KvCacheShape kv_cache_shape_for(const ModelConfig& c, int64_t n_slots, int64_t context) noexcept;
 
   // Runs the requests (distinct slots) and returns their logits [rows, vocab], rows in
   // request order: one per token for all_logits requests, else one for the last token.
@@ -85,11 +99,15 @@ class Decoder {
   // Bytes of weights one decode step reads (every matmul weight once, plus one
   // embedding row): the numerator of the bandwidth roofline.
   size_t weight_bytes_per_token() const noexcept;
-  // Bytes of weight memory this decoder owns (dequantized copies, packed forms);
-  // weights used in place from the file mapping are not counted.
+  // Bytes of weight memory this decoder owns (dequantized copies, packed forms; on the
+  // GPU every weight's device copy); weights used in place from the file mapping are
+  // not counted.
   size_t owned_weight_bytes() const noexcept;
 
-  struct Layer;
+  // The GPU forward pass (graph statistics, device memory), or nullptr on the CPU.
+  const CudaDecoder* cuda() const noexcept { return gpu_.get(); }
+
+  using Layer = DecoderLayer;
 
  private:
   void check_batch(std::span<const ForwardRequest> batch, const KvCache& cache) const;
@@ -106,6 +124,7 @@ class Decoder {
   TensorView output_norm_;
   std::unique_ptr<MatmulWeight> output_;
   std::unique_ptr<class RopeCache> rope_;
+  std::unique_ptr<CudaDecoder> gpu_;  // device == cuda: the whole forward pass
 
   // Activations, sized for max_batch_tokens rows.
   Tensor x_, h_, q_, k_, v_, attn_, gate_, up_, last_, logits_;

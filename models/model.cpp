@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "kernels/cuda/device.h"
+#include "models/cuda_decoder.h"
 
 namespace qilin {
 
@@ -15,8 +16,8 @@ Model::Model(Checkpoint checkpoint, const LoadOptions& options)
 std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   if (options.device == Device::cuda) {
-    fail("load", "--device cuda: the CUDA backend does not run models yet in this build ({})",
-         cuda::unavailable_reason().empty() ? "model kernels pending" : cuda::unavailable_reason());
+    const std::string why = cuda::unavailable_reason();  // "" when a GPU is usable
+    if (!why.empty()) fail("load", "device cuda: {}", why);
   }
   QILIN_CHECK(options.slots >= 1 && options.batch >= 1 && options.context >= 1, "load",
               "slots ({}), batch ({}) and context ({}) must be positive", options.slots, options.batch,
@@ -36,8 +37,14 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   d.dequantize_to = options.dequantize_to;
   d.matmul.allow_bf16_compute = options.bf16_prefill;
   d.mmap_weights = options.mmap;
+  d.device = options.device;
+  d.cuda_graphs = options.cuda_graphs;
+  const KvCacheShape kv_shape = Decoder::kv_cache_shape_for(c, options.slots, m->options_.context);
+  if (options.device == Device::cuda) {
+    CudaDecoder::check_fits(m->checkpoint_, d, KvCache::bytes_for(kv_shape, options.kv_type), *m->pool_);
+  }
+  m->cache_ = KvCache(kv_shape, options.kv_type, options.device);  // first: its type checks come before the upload
   m->decoder_ = std::make_unique<Decoder>(m->checkpoint_, d, *m->pool_);
-  m->cache_ = KvCache(m->decoder_->kv_cache_shape(options.slots, m->options_.context), options.kv_type);
   m->load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return m;
 }

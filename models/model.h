@@ -21,7 +21,7 @@ namespace qilin {
 
 struct LoadOptions {
   int threads = 0;              // 0: every hardware thread
-  Device device = Device::cpu;  // cuda: once the CUDA backend runs models
+  Device device = Device::cpu;  // cuda: weights, KV cache and forward pass on the GPU (see below)
   int64_t context = 4096;       // KV-cache positions per sequence (capped at the model's trained length)
   int64_t slots = 1;            // independent sequences (sessions) sharing the model
   DType kv_type = DType::f16;   // f16 halves the cache; f32 for bit-for-bit comparisons
@@ -36,6 +36,12 @@ struct LoadOptions {
   // Float weights are copied into huge pages at load (faster decode) unless mmap is
   // set: then they are read from the page cache (DecoderOptions::mmap_weights).
   bool mmap = false;
+  // device cuda: the current GPU holds the weights (block formats as stored), the KV
+  // cache and every activation; logits come back to the host. Refused with the reason
+  // when this build or machine has no usable GPU, and with the bytes needed and free
+  // when the model does not fit. Decode steps are replayed as CUDA graphs unless
+  // cuda_graphs is false.
+  bool cuda_graphs = true;
 };
 
 class Model {

@@ -211,6 +211,13 @@ void ensure_capacity(DeviceBuffer& buf, size_t bytes, int device) {
   buf = DeviceBuffer(bytes, d);
 }
 
+MemoryInfo memory_info(int device) {
+  DeviceScope scope(resolve(device));
+  MemoryInfo info;
+  QILIN_CUDA_CHECK(cudaMemGetInfo(&info.free_bytes, &info.total_bytes));
+  return info;
+}
+
 AllocatorStats allocator_stats(int device) { return registry().at(resolve(device)).stats(); }
 
 void release_cached_memory(int device) { registry().at(resolve(device)).release_cached(); }

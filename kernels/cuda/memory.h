@@ -62,6 +62,13 @@ class DeviceBuffer {
   int device_ = 0;
 };
 
+// Free and total memory of `device` (-1: the current device) as the driver reports
+// them (cudaMemGetInfo): what a model about to load can still allocate.
+struct MemoryInfo {
+  size_t free_bytes = 0, total_bytes = 0;
+};
+MemoryInfo memory_info(int device = -1);
+
 // A buffer of at least `bytes` on `device`: `buf` itself when it is big enough, else
 // a new one (the old one goes back to the cache). For scratch that grows to the
 // largest shape seen and then stays.

@@ -104,6 +104,12 @@ void Args::finish() const {
   }
 }
 
+Device parse_device(std::string_view name) {
+  if (name == "cpu") return Device::cpu;
+  if (name == "cuda") return Device::cuda;
+  fail("args", "--device must be cpu or cuda, not '{}'", name);
+}
+
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("args", "cannot read {}", path);

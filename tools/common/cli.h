@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/tensor.h"
+
 namespace qilin::tools {
 
 class Args {
@@ -38,6 +40,9 @@ class Args {
   std::vector<std::string> args_;
   std::vector<bool> used_;
 };
+
+// The value of a --device flag: "cpu" or "cuda"; throws qilin::Error for anything else.
+Device parse_device(std::string_view name);
 
 // Reads a whole file; throws qilin::Error naming it.
 std::string read_text_file(const std::string& path);

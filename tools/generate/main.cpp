@@ -15,6 +15,7 @@
 
 #include "common/cli.h"
 #include "core/error.h"
+#include "models/cuda_decoder.h"
 #include "models/model.h"
 #include "models/session.h"
 
@@ -48,7 +49,9 @@ constexpr const char* kUsage = R"(usage: qilin-generate -m MODEL [options]
       --mmap              read float weights from the page cache (default: huge-page copies, faster decode)
       --dequantize T      expand Q4_0/Q4_1/Q8_0/Q4_K/Q6_K weights to T (f32, f16, bf16) at load
                           instead of running them on the quantized kernels
-      --device cpu|cuda   (default cpu)
+      --device cpu|cuda   where the model runs (default cpu); cuda: weights, KV cache and
+                          forward pass on the GPU
+      --no-cuda-graphs    with --device cuda: launch every kernel of a decode step one by one
       --json              print one JSON object with the text and the timings
       --verbose           print the model's configuration and matmul plans
 )";
@@ -103,9 +106,8 @@ Cli parse(int argc, char** argv) {
     }
     cli.load.dequantize = true;
   }
-  const std::string device = args.get({"--device", "-dev"}, "cpu");
-  if (device != "cpu" && device != "cuda") fail("args", "--device must be cpu or cuda, not '{}'", device);
-  cli.load.device = device == "cuda" ? Device::cuda : Device::cpu;
+  cli.load.device = tools::parse_device(args.get({"--device", "-dev"}, "cpu"));
+  cli.load.cuda_graphs = !args.has({"--no-cuda-graphs"});
   args.finish();
   if (cli.model.empty()) fail("args", "no model: pass -m PATH (or set QILIN_MODEL); see --help");
   if (!cli.chat && cli.prompt.empty()) fail("args", "no prompt: pass -p TEXT, -f FILE, or -i for a chat");
@@ -137,10 +139,10 @@ int run(const Cli& cli) {
   if (cli.verbose) setenv("QILIN_VERBOSE", "1", 1);
   std::unique_ptr<Model> model = Model::load(cli.model, cli.load);
   const ModelConfig& c = model->config();
-  fmt::print(stderr, "[loaded {} ({}, {} layers, d_model {}, vocab {}) in {:.3f} s; {} threads, context {}, KV {} {:.1f} MiB]\n",
+  fmt::print(stderr, "[loaded {} ({}, {} layers, d_model {}, vocab {}) in {:.3f} s; {}, {} threads, context {}, KV {} {:.1f} MiB]\n",
              c.name, name_of(c.family), c.n_layers, c.d_model, c.vocab_size, model->load_seconds(),
-             model->options().threads, model->context(), name_of(model->cache().dtype()),
-             model->cache().bytes() / 1048576.0);
+             name_of(model->options().device), model->options().threads, model->context(),
+             name_of(model->cache().dtype()), model->cache().bytes() / 1048576.0);
   Session session(*model);
   session.set_system_prompt(cli.system);
   auto stream = [&](std::string_view piece) {
@@ -175,6 +177,12 @@ int run(const Cli& cli) {
       finish_turn(session.chat(line, cli.gen, stream));
       if (!cli.json) std::fputc('\n', stdout);
     }
+  }
+  if (cli.verbose && model->decoder().cuda() != nullptr) {
+    const CudaDecoder::GraphStats g = model->decoder().cuda()->graph_stats();
+    fmt::print(stderr, "[cuda graphs: {}; {} passes as graphs, {} kernel by kernel; {} instantiations, {} updates{}{}]\n",
+               g.enabled ? "on" : "off", g.graph_passes, g.direct_passes, g.instantiations, g.updates,
+               g.disabled_reason.empty() ? "" : "; capture failed: ", g.disabled_reason);
   }
   if (cli.json) {
     nlohmann::json out = {{"model", cli.model}, {"load_seconds", model->load_seconds()},

@@ -2,7 +2,8 @@
 // llama-perplexity (same windows, same scoring, same error estimate).
 //
 //   qilin-perplexity -m MODEL -f TEXT_FILE [-c 512] [-b 512] [--chunks N] [-t N]
-//                    [--kv-type f16|f32|q8_0] [--no-bf16] [--kl-reference MODEL [--kl-reference-kv-type T]]
+//                    [--kv-type f16|f32|q8_0] [--no-bf16] [--device cpu|cuda]
+//                    [--kl-reference MODEL [--kl-reference-kv-type T] [--kl-reference-device D]]
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -26,11 +27,15 @@ constexpr const char* kUsage = R"(usage: qilin-perplexity -m MODEL -f TEXT_FILE 
   --kv-type T          KV-cache type: f16, f32 or q8_0                        default f16
   --no-bf16            prompt matmuls in the weights' own type instead of bf16 (AMX)
   --mmap               read float weights from the page cache instead of huge-page copies
+  --device cpu|cuda    where the model runs                                   default cpu
+  --no-cuda-graphs     with --device cuda: launch every kernel one by one
   --kl-reference PATH  also run every window through this model (e.g. the f32 weights of a
                        quantized one) and report the KL divergence of the model's next-token
                        distributions from it, and how often both rank the same token first
   --kl-reference-kv-type T  the reference's KV-cache type (default: --kv-type), e.g. the same
                        model with an f32 cache against --kv-type q8_0
+  --kl-reference-device D  where the reference runs (default: --device), e.g. a GPU model
+                       against the same file on the CPU
 )";
 
 }  // namespace
@@ -52,8 +57,12 @@ int main(int argc, char** argv) try {
   const std::string kv = args.get({"--kv-type"}, "f16");
   const bool bf16 = !args.has({"--no-bf16"});
   const bool mmap = args.has({"--mmap"});
+  const Device device = tools::parse_device(args.get({"--device"}, "cpu"));
+  const bool cuda_graphs = !args.has({"--no-cuda-graphs"});
   const std::string reference_path = args.get({"--kl-reference"});
   const std::string reference_kv = args.get({"--kl-reference-kv-type"}, kv);
+  const Device reference_device =
+      tools::parse_device(args.get({"--kl-reference-device"}, std::string(name_of(device))));
   args.finish();
   if (model_path.empty() || text_path.empty()) {
     fmt::print(stderr, "{}", kUsage);
@@ -74,6 +83,8 @@ int main(int argc, char** argv) try {
   dtype_from_name(kv, &load.kv_type);
   load.bf16_prefill = bf16;
   load.mmap = mmap;
+  load.device = device;
+  load.cuda_graphs = cuda_graphs;
   const auto model = Model::load(model_path, load);
   if (!model->has_tokenizer()) {
     fail("perplexity", "{} carries no vocabulary: perplexity needs the model's tokenizer", model_path);
@@ -82,6 +93,7 @@ int main(int argc, char** argv) try {
   if (!reference_path.empty()) {
     LoadOptions reference_load = load;
     dtype_from_name(reference_kv, &reference_load.kv_type);
+    reference_load.device = reference_device;
     reference = Model::load(reference_path, reference_load);
     options.reference = reference.get();
     fmt::print(stderr, "{}: the reference, loaded in {:.2f} s\n", reference_path, reference->load_seconds());
@@ -91,9 +103,9 @@ int main(int argc, char** argv) try {
   options.bos_id = tokens.bos_id;
   const int64_t whole = static_cast<int64_t>(tokens.ids.size()) / options.window;
   const int64_t chunks = options.max_chunks >= 0 ? std::min(whole, options.max_chunks) : whole;
-  fmt::print(stderr, "{}: loaded in {:.2f} s; {} tokens, {} windows of {} (of {}), batch {}, {} threads\n", model_path,
-             model->load_seconds(), tokens.ids.size(), chunks, options.window, whole, load.batch,
-             model->options().threads);
+  fmt::print(stderr, "{}: loaded in {:.2f} s; {} tokens, {} windows of {} (of {}), batch {}, {}, {} threads\n",
+             model_path, model->load_seconds(), tokens.ids.size(), chunks, options.window, whole, load.batch,
+             name_of(device), model->options().threads);
 
   const tools::PerplexityResult result =
       tools::evaluate_perplexity(*model, tokens.ids, options, [&](const tools::PerplexityResult& r) {

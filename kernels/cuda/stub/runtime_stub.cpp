@@ -26,6 +26,7 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
 }
 void DeviceBuffer::reset() noexcept { ptr_ = nullptr; }
 void ensure_capacity(DeviceBuffer&, size_t, int) { no_backend("ensure_capacity"); }
+MemoryInfo memory_info(int) { no_backend("memory_info"); }
 AllocatorStats allocator_stats(int) { no_backend("allocator_stats"); }
 void release_cached_memory(int) { no_backend("release_cached_memory"); }
 
