@@ -54,8 +54,13 @@ void set_onednn_threads(int n) {
   if (set != nullptr) set(n);
 }
 
+// allow_bf16_compute is a permission, taken only where the level multiplies bf16 in
+// hardware (as the plan's oneDNN bf16 rows require): below it oneDNN 2.6 has no bf16
+// matmul at all on AVX2-only CPUs (the primitive cannot be created) and emulates it on
+// AVX-512 without BF16, slower than f32.
 DnnlType compute_type(DType w, const MatmulOptions& opts) {
-  if (w == DType::bf16 || opts.allow_bf16_compute) return DnnlType::bf16;
+  if (w == DType::bf16) return DnnlType::bf16;
+  if (opts.allow_bf16_compute && cpu::active_isa() >= cpu::Isa::avx512_bf16) return DnnlType::bf16;
   return DnnlType::f32;
 }
 

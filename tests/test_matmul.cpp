@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -316,6 +317,42 @@ TEST_CASE("matmul: the plan follows the table", "[matmul]") {
     REQUIRE(plan_matmul(15, f16, allow) == MatmulPath::simd);
   }
   REQUIRE(plan_matmul(512, f32, {MatmulPath::eigen}) == MatmulPath::eigen);
+}
+
+// allow_bf16_compute only permits bf16: where the level has no bf16 hardware (AVX2), f32
+// weights on oneDNN stay in f32 (oneDNN 2.6 cannot create a bf16 matmul on AVX2 CPUs).
+TEST_CASE("matmul: below AVX512-BF16, allowing bf16 compute leaves f32 weights in f32", "[matmul]") {
+  test::IsaGuard guard;
+  if (!cpu::isa_supported(cpu::Isa::avx2)) {
+    WARN("skipped: this CPU has no AVX2");
+    return;
+  }
+  cpu::set_active_isa(cpu::Isa::avx2);
+  const int64_t m = 64, n = 96, k = 256;
+  const Tensor x = test::random_tensor(m, k, DType::f32, test::Values::reals, 11);
+  const Tensor wt = test::random_tensor(n, k, DType::f32, test::Values::reals, 12);
+  const MatmulWeight w(wt.view());
+  MatmulOptions allow;
+  allow.allow_bf16_compute = true;
+  REQUIRE(plan_matmul(m, w, allow) == MatmulPath::onednn);
+  Tensor y = Tensor::zeros({m, n}, DType::f32);
+  ThreadPool pool(2);
+  matmul(x.view(), w, y.view(), pool, allow);
+  const float* xp = x.view().data_as<const float>();
+  const float* wp = wt.view().data_as<const float>();
+  const float* yp = y.view().data_as<const float>();
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      double exact = 0, magnitude = 0;
+      for (int64_t t = 0; t < k; ++t) {
+        exact += static_cast<double>(xp[i * k + t]) * wp[j * k + t];
+        magnitude += std::fabs(static_cast<double>(xp[i * k + t]) * wp[j * k + t]);
+      }
+      // f32 summation in any order: |error| <= k·2^-24·Σ|x·w|. Operands rounded to bf16
+      // (2^-9 relative each) miss it by two orders of magnitude.
+      REQUIRE(std::fabs(yp[i * n + j] - exact) <= static_cast<double>(k) * 0x1p-24 * magnitude);
+    }
+  }
 }
 
 TEST_CASE("matmul: QILIN_MATMUL forces a path, and a bad name is refused", "[matmul]") {
