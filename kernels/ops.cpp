@@ -326,13 +326,25 @@ constexpr int64_t kBlockedTargetRows = 96;
 template <class KV>
 constexpr int64_t kv_elements_per_unit = std::is_same_v<KV, BlockQ8_0> ? kQK : 1;
 
+// The blocked kernel of the cache type, exact or with bf16 compute.
+template <class KV>
+auto blocked_kernel(const cpu::OpsTable& kt, bool bf16) {
+  if constexpr (std::is_same_v<KV, float>) {
+    return bf16 ? kt.attention_block_bf16_f32 : kt.attention_block_f32;
+  } else if constexpr (std::is_same_v<KV, uint16_t>) {
+    return bf16 ? kt.attention_block_bf16_f16 : kt.attention_block_f16;
+  } else {
+    return bf16 ? kt.attention_block_bf16_q8_0 : kt.attention_block_q8_0;
+  }
+}
+
 // Prefill: work items are (query block, KV head, slice of its query heads), dealt
 // out dynamically from the most expensive (the last block: the most keys) down, so
 // the causal triangle balances over the threads whatever the load of the machine.
 template <class KV>
 void attention_blocked(const cpu::OpsTable& kt, const float* q, const KV* k, const KV* v, float* out, int64_t n_q,
                        int64_t n_heads, int64_t n_kv_heads, int64_t max_pos, int64_t head_dim, int64_t pos0,
-                       float scale, bool parallel, ThreadPool& pool) {
+                       float scale, bool bf16, bool parallel, ThreadPool& pool) {
   const int64_t group = n_heads / n_kv_heads;
   const int64_t max_rows = cpu::attention_block_max_rows(head_dim);
   const int64_t n_slices = (group + max_rows - 1) / max_rows;  // head slices of a group (more than max_rows heads)
@@ -346,6 +358,7 @@ void attention_blocked(const cpu::OpsTable& kt, const float* q, const KV* k, con
   const int64_t block_tokens = (n_q + n_blocks - 1) / n_blocks;
   n_blocks = (n_q + block_tokens - 1) / block_tokens;
   const int64_t items = n_blocks * units;
+  const auto block_kernel = blocked_kernel<KV>(kt, bf16);
   auto run_item = [&](int64_t item) {
     const int64_t b = n_blocks - 1 - item / units, unit = item % units;
     const int64_t kv = unit / n_slices, h0 = kv * group + unit % n_slices * slice_heads;
@@ -354,16 +367,7 @@ void attention_blocked(const cpu::OpsTable& kt, const float* q, const KV* k, con
     const int64_t q_offset = (t0 * n_heads + h0) * head_dim, kv_offset = kv * max_pos * head_dim;
     const KV* kh = k + kv_offset / kv_elements_per_unit<KV>;
     const KV* vh = v + kv_offset / kv_elements_per_unit<KV>;
-    if constexpr (std::is_same_v<KV, float>) {
-      kt.attention_block_f32(q + q_offset, nt, nh, n_heads * head_dim, kh, vh, pos0 + t0, head_dim, scale,
-                             out + q_offset);
-    } else if constexpr (std::is_same_v<KV, uint16_t>) {
-      kt.attention_block_f16(q + q_offset, nt, nh, n_heads * head_dim, kh, vh, pos0 + t0, head_dim, scale,
-                             out + q_offset);
-    } else {
-      kt.attention_block_q8_0(q + q_offset, nt, nh, n_heads * head_dim, kh, vh, pos0 + t0, head_dim, scale,
-                              out + q_offset);
-    }
+    block_kernel(q + q_offset, nt, nh, n_heads * head_dim, kh, vh, pos0 + t0, head_dim, scale, out + q_offset);
   };
   if (!parallel) {
     for (int64_t item = 0; item < items; ++item) run_item(item);
@@ -381,7 +385,7 @@ void attention_blocked(const cpu::OpsTable& kt, const float* q, const KV* k, con
 }  // namespace
 
 void attention(const TensorView& q, const TensorView& k, const TensorView& v, int64_t pos0, const TensorView& out,
-               ThreadPool& pool, std::optional<float> scale) {
+               ThreadPool& pool, std::optional<float> scale, bool allow_bf16_compute) {
   const char* op = "attention";
   check_f32(op, "q", q);
   check_f32(op, "out", out);
@@ -454,15 +458,17 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, in
       (static_cast<double>(n_q) * static_cast<double>(pos0) + 0.5 * static_cast<double>(n_q * (n_q + 1)));
   const bool parallel = pool.size() > 1 && work >= 65536.0;
   if (n_q >= kBlockedMinQueries) {
+    // The bf16 kernels multiply 32 elements of head_dim per tile product.
+    const bool bf16 = allow_bf16_compute && head_dim % 32 == 0;
     if (kv_type == DType::f32) {
       attention_blocked(kt, qb, k.data_as<const float>(), v.data_as<const float>(), ob, n_q, n_heads, n_kv_heads,
-                        max_pos, head_dim, pos0, s, parallel, pool);
+                        max_pos, head_dim, pos0, s, bf16, parallel, pool);
     } else if (kv_type == DType::f16) {
       attention_blocked(kt, qb, k.data_as<const uint16_t>(), v.data_as<const uint16_t>(), ob, n_q, n_heads, n_kv_heads,
-                        max_pos, head_dim, pos0, s, parallel, pool);
+                        max_pos, head_dim, pos0, s, bf16, parallel, pool);
     } else {
       attention_blocked(kt, qb, k.data_as<const BlockQ8_0>(), v.data_as<const BlockQ8_0>(), ob, n_q, n_heads,
-                        n_kv_heads, max_pos, head_dim, pos0, s, parallel, pool);
+                        n_kv_heads, max_pos, head_dim, pos0, s, bf16, parallel, pool);
     }
   } else if (!parallel) {
     for (int64_t t = 0; t < n_q; ++t) run_heads(t, 0, n_heads);

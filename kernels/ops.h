@@ -105,7 +105,11 @@ void kv_store(const TensorView& src, const TensorView& dst, int64_t pos0, Thread
 // head h reads KV head h / (n_heads / n_kv_heads). scale defaults to 1/sqrt(head_dim).
 // Scores stream through an online softmax, so the context length is bounded only by
 // the cache; head_dim must be at most cpu::kAttentionMaxHeadDim (512).
+// allow_bf16_compute lets prefill (2 or more queries) with head_dim a multiple of 32 run
+// on AMX-BF16 tiles where the CPU has them: q, k, v and the softmax weights are rounded
+// to bf16 (2^-8 relative each), accumulation stays f32. Off (the default), and on CPUs
+// without AMX, the result is exactly that of the f32 kernels.
 void attention(const TensorView& q, const TensorView& k, const TensorView& v, int64_t pos0, const TensorView& out,
-               ThreadPool& pool, std::optional<float> scale = std::nullopt);
+               ThreadPool& pool, std::optional<float> scale = std::nullopt, bool allow_bf16_compute = false);
 
 }  // namespace qilin

@@ -112,6 +112,21 @@ struct OpsTable {
   void (*attention_block_q8_0)(const float* q, int64_t n_tokens, int64_t n_heads, int64_t token_stride,
                                const BlockQ8_0* k, const BlockQ8_0* v, int64_t pos, int64_t head_dim, float scale,
                                float* out) noexcept;
+
+  // The blocked kernels with bf16 compute, for callers that allow it (kernels/ops.h
+  // attention's allow_bf16_compute): the same arguments and result as attention_block_*,
+  // with q, k, v and the softmax weights rounded to bf16 (2^-8 relative each) and f32
+  // accumulation. head_dim must be a multiple of 32. Only the amx level (TDPBF16PS) has
+  // its own; every other level points these at its attention_block_* (exact f32 math).
+  void (*attention_block_bf16_f32)(const float* q, int64_t n_tokens, int64_t n_heads, int64_t token_stride,
+                                   const float* k, const float* v, int64_t pos, int64_t head_dim, float scale,
+                                   float* out) noexcept;
+  void (*attention_block_bf16_f16)(const float* q, int64_t n_tokens, int64_t n_heads, int64_t token_stride,
+                                   const uint16_t* k, const uint16_t* v, int64_t pos, int64_t head_dim, float scale,
+                                   float* out) noexcept;
+  void (*attention_block_bf16_q8_0)(const float* q, int64_t n_tokens, int64_t n_heads, int64_t token_stride,
+                                    const BlockQ8_0* k, const BlockQ8_0* v, int64_t pos, int64_t head_dim, float scale,
+                                    float* out) noexcept;
 };
 
 // The table of one level; every level is built once, on first use. A level
@@ -129,5 +144,7 @@ void fill_ops_attention_avx512(OpsTable& t) noexcept;
 // The blocked (prefill) entries of the SIMD levels (called by the attention fillers above).
 void fill_ops_attention_block_avx2(OpsTable& t) noexcept;
 void fill_ops_attention_block_avx512(OpsTable& t) noexcept;
+// The bf16-compute blocked entries of the amx level (called by ops_table()).
+void fill_ops_attention_block_amx(OpsTable& t) noexcept;
 
 }  // namespace qilin::cpu

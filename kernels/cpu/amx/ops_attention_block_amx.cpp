@@ -1,0 +1,382 @@
+// Blocked causal attention for prefill on AMX-BF16 tiles (OpsTable::attention_block_bf16_*,
+// kernels/cpu/ops_table.h): the scheme of the AVX-512 kernel (a block of query rows
+// meets the keys one chunk at a time, online softmax), with both products on TDPBF16PS:
+//   scores  S = Q K^T: A tiles are the block's queries, scale and log2(e) folded in,
+//           rounded to bf16 once per call ([rows][head_dim], read as they lie); B tiles
+//           are the chunk's keys rounded to bf16 and transposed into pairs along head_dim;
+//   softmax per query row in f32 along the chunk's keys (S rows as the C tiles stored
+//           them): running max and sum, the causal limit a per-row count of keys;
+//           the weights P are rounded to bf16, and the sum adds the rounded weights,
+//           so the output is a weighted average with exactly the weights multiplied;
+//   values  O += P V: A tiles are P's rows, B tiles the chunk's values rounded to bf16
+//           with pairs of keys interleaved; O lives in an f32 buffer that each chunk
+//           loads into C tiles, after rescaling the rows whose maximum moved.
+// Tiles 0-3: C (2 row tiles x 2 key or head_dim tiles); 4, 5: A; 6, 7: B.
+// head_dim must be a multiple of 32 (one tile product's K): the caller (kernels/ops.cpp)
+// sends any other head_dim to the f32 kernels.
+#include "kernels/cpu/amx/amx_tiles.h"
+#include "kernels/cpu/ops_table.h"
+
+namespace qilin::cpu {
+namespace {
+
+constexpr int64_t kMaxRows = 128;       // attention_block_max_rows() at most
+constexpr int64_t kRowKeys = 64;        // keys per chunk at most: the row length of S and P
+constexpr int64_t kStep = 32;           // K of one tile product (bf16 per A-tile row)
+constexpr int64_t kTileElements = 512;  // bf16 in one A or B tile
+// bf16 of one converted K or V chunk: 64 keys x 128 or 32 keys x 512 at most.
+constexpr int64_t kChunkElements = 16384;
+static_assert(attention_block_max_rows(1) == kMaxRows);
+static_assert(attention_block_max_rows(128) * 128 <= kAttentionBlockFloats);
+
+// Keys per chunk: 64 up to head_dim 128, else 32 (rows <= 32 there: S stays small).
+inline int64_t chunk_keys(int64_t head_dim) { return head_dim <= 128 ? 64 : 32; }
+
+// 2^x for the weights (scores in log2 units): Cephes' exp2f polynomial on the fraction and
+// scalef for the integer part; lanes below -126 give exactly 0 (a masked score, -inf, weighs
+// nothing). As the AVX-512 kernel's exp2_weights, relative error below 2 ulp.
+inline __m512 exp2_weights(__m512 x) {
+  const __mmask16 kept = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-126.0f), _CMP_NLT_UQ);
+  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(x, n);
+  __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339887440266574e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618437357674640e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550332471162809e-2f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402264791363012e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931472028550421e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  return _mm512_maskz_scalef_ps(kept, p, n);
+}
+
+inline __mmask16 first_lanes(int64_t count) {
+  return count >= 16 ? static_cast<__mmask16>(0xffff)
+                     : (count <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << count) - 1));
+}
+
+// 32 elements of a cache row from element d0 (a multiple of 32) as two f32 vectors.
+inline void load32(const float* row, int64_t d0, __m512& lo, __m512& hi) {
+  lo = _mm512_loadu_ps(row + d0);
+  hi = _mm512_loadu_ps(row + d0 + 16);
+}
+inline void load32(const uint16_t* row, int64_t d0, __m512& lo, __m512& hi) {
+  const __m512i h = _mm512_loadu_si512(row + d0);
+  lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+  hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
+}
+inline void load32(const BlockQ8_0* row, int64_t d0, __m512& lo, __m512& hi) {
+  const BlockQ8_0& b = row[d0 / kQK];  // d_b * q exactly in f32 (an 11-bit scale times an 8-bit quant)
+  const __m512 d = _mm512_set1_ps(_cvtsh_ss(b.d));
+  const auto* qs = reinterpret_cast<const __m128i*>(b.qs);
+  lo = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(qs))));
+  hi = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(qs + 1))));
+}
+
+// Cache row j: head_dim elements, or head_dim / 32 q8_0 blocks.
+template <class KV>
+inline const KV* row_at(const KV* base, int64_t j, int64_t head_dim) {
+  if constexpr (sizeof(KV) == sizeof(BlockQ8_0)) {
+    return base + j * (head_dim / kQK);
+  } else {
+    return base + j * head_dim;
+  }
+}
+
+// 32 bf16 (nearest even): lo's 16 in words 0..15, hi's in 16..31.
+inline __m512i to_bf16(__m512 lo, __m512 hi) { return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)); }
+
+// Transposes 16 rows of 16 dwords in place: r[c] becomes dword c of every row (a dword
+// is a pair of bf16 neighbours along head_dim). As gemm_amx_bf16.cpp's transpose_16x16.
+inline void transpose_16x16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int q = 0; q < 4; ++q) {
+    const __m512i lo_a = _mm512_shuffle_i32x4(u[q], u[4 + q], 0x44), hi_a = _mm512_shuffle_i32x4(u[q], u[4 + q], 0xee);
+    const __m512i lo_b = _mm512_shuffle_i32x4(u[8 + q], u[12 + q], 0x44);
+    const __m512i hi_b = _mm512_shuffle_i32x4(u[8 + q], u[12 + q], 0xee);
+    r[q] = _mm512_shuffle_i32x4(lo_a, lo_b, 0x88);
+    r[4 + q] = _mm512_shuffle_i32x4(lo_a, lo_b, 0xdd);
+    r[8 + q] = _mm512_shuffle_i32x4(hi_a, hi_b, 0x88);
+    r[12 + q] = _mm512_shuffle_i32x4(hi_a, hi_b, 0xdd);
+  }
+}
+
+// Keys [0, n) of a chunk (n_pad: n rounded up to 32; keys from n on are 0) as B tiles of
+// S = Q K^T: tile (s, t) at kb + (s * n_pad / 16 + t) * 512 holds, in row p, elements
+// 32 s + 2 p and + 1 of keys 16 t .. 16 t + 15.
+template <class KV>
+void convert_keys(const KV* k, int64_t n, int64_t n_pad, int64_t head_dim, uint16_t* kb) {
+  const int64_t key_tiles = n_pad / 16;
+  for (int64_t t = 0; t < key_tiles; ++t) {
+    for (int64_t s = 0; s < head_dim / kStep; ++s) {
+      __m512i r[16];
+      for (int64_t j = 0; j < 16; ++j) {
+        if (16 * t + j < n) {
+          __m512 lo, hi;
+          load32(row_at(k, 16 * t + j, head_dim), kStep * s, lo, hi);
+          r[j] = to_bf16(lo, hi);
+        } else {
+          r[j] = _mm512_setzero_si512();
+        }
+      }
+      transpose_16x16(r);
+      uint16_t* dst = kb + (s * key_tiles + t) * kTileElements;
+      for (int p = 0; p < 16; ++p) _mm512_store_si512(dst + 32 * p, r[p]);
+    }
+  }
+}
+
+// Word 2i takes word i of a register, word 2i + 1 word 16 + i: interleaves two 16-bf16 rows.
+alignas(64) constexpr uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                  8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+
+// Values [0, n) of a chunk as B tiles of O += P V: tile (u, c) at vb + (u * head_dim / 16 + c) * 512
+// holds, in row p, keys 32 u + 2 p and + 1 interleaved, for elements 16 c .. 16 c + 15. Keys from
+// n to n_pad are 0 (never the cache's rows past the causal limit: 0 x NaN would poison P V).
+template <class KV>
+void convert_values(const KV* v, int64_t n, int64_t n_pad, int64_t head_dim, uint16_t* vb) {
+  const __m512i interleave = _mm512_load_si512(kInterleave);
+  const int64_t d_tiles = head_dim / 16;
+  for (int64_t pair = 0; pair < n_pad / 2; ++pair) {
+    const int64_t a = 2 * pair, b = a + 1;
+    uint16_t* dst = vb + pair / 16 * d_tiles * kTileElements + pair % 16 * 32;
+    for (int64_t d0 = 0; d0 < head_dim; d0 += kStep) {
+      __m512 a_lo = _mm512_setzero_ps(), a_hi = a_lo, b_lo = a_lo, b_hi = a_lo;
+      if (a < n) load32(row_at(v, a, head_dim), d0, a_lo, a_hi);
+      if (b < n) load32(row_at(v, b, head_dim), d0, b_lo, b_hi);
+      _mm512_store_si512(dst + d0 / 16 * kTileElements, _mm512_permutexvar_epi16(interleave, to_bf16(a_lo, b_lo)));
+      _mm512_store_si512(dst + (d0 / 16 + 1) * kTileElements,
+                         _mm512_permutexvar_epi16(interleave, to_bf16(a_hi, b_hi)));
+    }
+  }
+}
+
+// S rows [16 rt, 16 (rt + kR)) x keys [0, 16 key_tiles): qb rows head_dim bf16 apart, S rows kRowKeys.
+template <int kR>
+void score_tiles(const uint16_t* qb, int64_t head_dim, const uint16_t* kb, int64_t key_tiles, int64_t rt, float* s) {
+  const int64_t q_stride = head_dim * 2, s_stride = kRowKeys * 4;
+  const uint16_t* q_rows = qb + rt * 16 * head_dim;
+  float* s_rows = s + rt * 16 * kRowKeys;
+  for (int64_t t = 0; t < key_tiles; t += 2) {
+    _tile_zero(0);
+    _tile_zero(1);
+    if constexpr (kR == 2) {
+      _tile_zero(2);
+      _tile_zero(3);
+    }
+    for (int64_t st = 0; st < head_dim / kStep; ++st) {
+      const uint16_t* a = q_rows + kStep * st;
+      const uint16_t* b = kb + (st * key_tiles + t) * kTileElements;
+      QILIN_TILE_LOAD(4, a, q_stride);
+      QILIN_TILE_LOAD(6, b, 64);
+      QILIN_TILE_LOAD(7, b + kTileElements, 64);
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+      if constexpr (kR == 2) {
+        QILIN_TILE_LOAD(5, a + 16 * head_dim, q_stride);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+      }
+    }
+    float* c = s_rows + 16 * t;
+    QILIN_TILE_STORE(0, c, s_stride);
+    QILIN_TILE_STORE(1, c + 16, s_stride);
+    if constexpr (kR == 2) {
+      QILIN_TILE_STORE(2, c + 16 * kRowKeys, s_stride);
+      QILIN_TILE_STORE(3, c + 16 * kRowKeys + 16, s_stride);
+    }
+  }
+}
+
+// O rows [16 rt, 16 (rt + kR)) += P V over key_steps steps of 32 keys; O rows head_dim floats
+// apart, P rows kRowKeys bf16. On the first chunk O is not read.
+template <int kR>
+void value_tiles(const uint16_t* p, const uint16_t* vb, int64_t key_steps, int64_t head_dim, int64_t rt, float* o,
+                 bool first) {
+  const int64_t o_stride = head_dim * 4, p_stride = kRowKeys * 2, d_tiles = head_dim / 16;
+  const uint16_t* p_rows = p + rt * 16 * kRowKeys;
+  for (int64_t c = 0; c < d_tiles; c += 2) {
+    float* o0 = o + rt * 16 * head_dim + 16 * c;
+    float* o1 = o0 + 16 * head_dim;
+    if (first) {
+      _tile_zero(0);
+      _tile_zero(1);
+      if constexpr (kR == 2) {
+        _tile_zero(2);
+        _tile_zero(3);
+      }
+    } else {
+      QILIN_TILE_LOAD(0, o0, o_stride);
+      QILIN_TILE_LOAD(1, o0 + 16, o_stride);
+      if constexpr (kR == 2) {
+        QILIN_TILE_LOAD(2, o1, o_stride);
+        QILIN_TILE_LOAD(3, o1 + 16, o_stride);
+      }
+    }
+    for (int64_t u = 0; u < key_steps; ++u) {
+      const uint16_t* a = p_rows + kStep * u;
+      const uint16_t* b = vb + (u * d_tiles + c) * kTileElements;
+      QILIN_TILE_LOAD(4, a, p_stride);
+      QILIN_TILE_LOAD(6, b, 64);
+      QILIN_TILE_LOAD(7, b + kTileElements, 64);
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+      if constexpr (kR == 2) {
+        QILIN_TILE_LOAD(5, a + 16 * kRowKeys, p_stride);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+      }
+    }
+    QILIN_TILE_STORE(0, o0, o_stride);
+    QILIN_TILE_STORE(1, o0 + 16, o_stride);
+    if constexpr (kR == 2) {
+      QILIN_TILE_STORE(2, o1, o_stride);
+      QILIN_TILE_STORE(3, o1 + 16, o_stride);
+    }
+  }
+}
+
+// Online softmax of one chunk for the 16 rows from r0: s[r][j] for the first valid[r] keys
+// become bf16 weights 2^(s - new max) in p[r] (0 up to n_pad), the running sums add the rounded
+// weights after rescaling by 2^(old max - new max), and so do the rows of o (not on the first chunk).
+void softmax_rows(const float* s, uint16_t* p, int64_t r0, const int64_t* valid, int64_t n_pad, float* max, float* sum,
+                  float* o, int64_t head_dim, bool first) {
+  alignas(64) float new_max[16], corr[16];
+  for (int64_t l = 0; l < 16; ++l) {
+    const float* sr = s + (r0 + l) * kRowKeys;
+    __m512 m = _mm512_set1_ps(-__builtin_inff());
+    for (int64_t j = 0; j < valid[l]; j += 16) {
+      m = _mm512_max_ps(m, _mm512_mask_loadu_ps(_mm512_set1_ps(-__builtin_inff()), first_lanes(valid[l] - j), sr + j));
+    }
+    const float chunk_max = _mm512_reduce_max_ps(m);
+    new_max[l] = chunk_max > max[r0 + l] ? chunk_max : max[r0 + l];
+  }
+  // Every row has seen key 0 (on the first chunk), so the new maxima are finite: an old
+  // max of -inf gives a correction of 0, and a row that sees none of this chunk 1.
+  const __m512 nm = _mm512_load_ps(new_max);
+  _mm512_store_ps(corr, exp2_weights(_mm512_sub_ps(_mm512_loadu_ps(max + r0), nm)));
+  _mm512_storeu_ps(max + r0, nm);
+  for (int64_t l = 0; l < 16; ++l) {
+    const int64_t r = r0 + l;
+    const float* sr = s + r * kRowKeys;
+    uint16_t* pr = p + r * kRowKeys;
+    const __m512 m = _mm512_set1_ps(new_max[l]);
+    __m512 total = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n_pad; j += 16) {
+      const __mmask16 lanes = first_lanes(valid[l] - j);
+      const __m512 w = _mm512_maskz_mov_ps(lanes, exp2_weights(_mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, sr + j), m)));
+      const __m256i wb = reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(w));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(pr + j), wb);
+      total = _mm512_add_ps(total, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(wb), 16)));
+    }
+    sum[r] = sum[r] * corr[l] + _mm512_reduce_add_ps(total);
+    if (!first && corr[l] != 1.0f) {
+      const __m512 c = _mm512_set1_ps(corr[l]);
+      float* orow = o + r * head_dim;
+      for (int64_t d = 0; d < head_dim; d += 16) _mm512_store_ps(orow + d, _mm512_mul_ps(_mm512_load_ps(orow + d), c));
+    }
+  }
+}
+
+template <class KV>
+void attention_block(const float* q, int64_t n_tokens, int64_t n_heads, int64_t token_stride, const KV* k, const KV* v,
+                     int64_t pos, int64_t head_dim, float scale, float* out) noexcept {
+  alignas(64) uint16_t qb[kAttentionBlockFloats];  // [rows_pad][head_dim]: scaled queries, bf16
+  alignas(64) float o[kAttentionBlockFloats];      // [rows_pad][head_dim]: unnormalized outputs
+  alignas(64) float s[kMaxRows * kRowKeys];        // [rows_pad][kRowKeys]: scores of one chunk
+  alignas(64) uint16_t p[kMaxRows * kRowKeys];     // [rows_pad][kRowKeys]: their bf16 weights
+  alignas(64) uint16_t kb[kChunkElements], vb[kChunkElements];
+  alignas(64) float max[kMaxRows], sum[kMaxRows];
+  int64_t row_pos[kMaxRows];
+  float* out_row[kMaxRows];
+
+  const int64_t rows = n_tokens * n_heads, rows_pad = (rows + 15) / 16 * 16, row_tiles = rows_pad / 16;
+  // Scores in log2 units: 2^(s log2 e) = e^s, so the weights need only exp2_weights.
+  const __m512 q_scale = _mm512_set1_ps(scale * 1.44269504088896341f);
+  for (int64_t r = 0; r < rows_pad; ++r) {
+    const int64_t real = r < rows ? r : rows - 1;  // padding rows: zero queries at the last row's position
+    const int64_t offset = real / n_heads * token_stride + real % n_heads * head_dim;
+    out_row[r] = out + offset;
+    row_pos[r] = pos + real / n_heads;
+    max[r] = -__builtin_inff(), sum[r] = 0.0f;
+    uint16_t* dst = qb + r * head_dim;
+    for (int64_t d = 0; d < head_dim; d += kStep) {
+      __m512i b = _mm512_setzero_si512();
+      if (r < rows) {
+        const float* src = q + offset + d;
+        b = to_bf16(_mm512_mul_ps(_mm512_loadu_ps(src), q_scale), _mm512_mul_ps(_mm512_loadu_ps(src + 16), q_scale));
+      }
+      _mm512_store_si512(dst + d, b);
+    }
+  }
+
+  configure_full_tiles();
+  const int64_t chunk = chunk_keys(head_dim);
+  const int64_t n_keys = pos + n_tokens;  // keys the last token sees
+  for (int64_t c0 = 0; c0 < n_keys; c0 += chunk) {
+    const int64_t n = n_keys - c0 < chunk ? n_keys - c0 : chunk;
+    const int64_t n_pad = (n + kStep - 1) / kStep * kStep;
+    convert_keys(row_at(k, c0, head_dim), n, n_pad, head_dim, kb);
+    convert_values(row_at(v, c0, head_dim), n, n_pad, head_dim, vb);
+    // Rows lie in order of position: the rows that see this chunk are the tiles from rt0 on.
+    int64_t rt0 = 0;
+    while (row_pos[16 * rt0 + 15] < c0) ++rt0;
+    const bool first = c0 == 0;
+    int64_t rt = rt0;
+    for (; rt + 2 <= row_tiles; rt += 2) score_tiles<2>(qb, head_dim, kb, n_pad / 16, rt, s);
+    if (rt < row_tiles) score_tiles<1>(qb, head_dim, kb, n_pad / 16, rt, s);
+    for (int64_t r0 = 16 * rt0; r0 < rows_pad; r0 += 16) {
+      int64_t valid[16];
+      for (int64_t l = 0; l < 16; ++l) {
+        const int64_t seen = row_pos[r0 + l] - c0 + 1;
+        valid[l] = seen < 0 ? 0 : (seen > n ? n : seen);
+      }
+      softmax_rows(s, p, r0, valid, n_pad, max, sum, o, head_dim, first);
+    }
+    for (rt = rt0; rt + 2 <= row_tiles; rt += 2) value_tiles<2>(p, vb, n_pad / kStep, head_dim, rt, o, first);
+    if (rt < row_tiles) value_tiles<1>(p, vb, n_pad / kStep, head_dim, rt, o, first);
+  }
+  _tile_release();
+
+  for (int64_t r = 0; r < rows; ++r) {
+    const __m512 inv = _mm512_set1_ps(1.0f / sum[r]);
+    const float* src = o + r * head_dim;
+    for (int64_t d = 0; d < head_dim; d += 16) {
+      _mm512_storeu_ps(out_row[r] + d, _mm512_mul_ps(_mm512_load_ps(src + d), inv));
+    }
+  }
+}
+
+void attention_block_bf16_f32(const float* q, int64_t n_tokens, int64_t n_heads, int64_t token_stride, const float* k,
+                              const float* v, int64_t pos, int64_t head_dim, float scale, float* out) noexcept {
+  attention_block(q, n_tokens, n_heads, token_stride, k, v, pos, head_dim, scale, out);
+}
+void attention_block_bf16_f16(const float* q, int64_t n_tokens, int64_t n_heads, int64_t token_stride,
+                              const uint16_t* k, const uint16_t* v, int64_t pos, int64_t head_dim, float scale,
+                              float* out) noexcept {
+  attention_block(q, n_tokens, n_heads, token_stride, k, v, pos, head_dim, scale, out);
+}
+void attention_block_bf16_q8_0(const float* q, int64_t n_tokens, int64_t n_heads, int64_t token_stride,
+                               const BlockQ8_0* k, const BlockQ8_0* v, int64_t pos, int64_t head_dim, float scale,
+                               float* out) noexcept {
+  attention_block(q, n_tokens, n_heads, token_stride, k, v, pos, head_dim, scale, out);
+}
+
+}  // namespace
+
+void fill_ops_attention_block_amx(OpsTable& t) noexcept {
+  t.attention_block_bf16_f32 = attention_block_bf16_f32;
+  t.attention_block_bf16_f16 = attention_block_bf16_f16;
+  t.attention_block_bf16_q8_0 = attention_block_bf16_q8_0;
+}
+
+}  // namespace qilin::cpu
