@@ -86,10 +86,14 @@ GenerateResult Session::chat(std::string_view user_message, const GenerateOption
   if (!system_.empty()) conversation.push_back({"system", system_});
   conversation.insert(conversation.end(), messages_.begin(), messages_.end());
   conversation.push_back({"user", std::string(user_message)});
-  const std::string text = template_.render(conversation, /*add_generation_prompt=*/true);
+  const ChatPrompt prompt = template_.render_prompt(conversation, /*add_generation_prompt=*/true);
   EncodeOptions enc;
   enc.add_special = false;  // the template writes its own BOS / special tokens (as HF apply_chat_template)
-  GenerateResult result = run(model_.tokenizer().encode(text, enc), options, on_text);
+  // Special tokens come from the template's markers only: message text that names one
+  // ("<|user|>", ChatGLM3's "sop") is encoded as text, as THUDM's own tokenizers do in
+  // build_chat_input (contents encoded apart from the role tokens).
+  enc.plain_ranges = prompt.contents;
+  GenerateResult result = run(model_.tokenizer().encode(prompt.text, enc), options, on_text);
   messages_.push_back({"user", std::string(user_message)});
   // Without the template's own line break that the reply starts with (GLM), so that the
   // next turn renders this one as the chat template (transformers) would.

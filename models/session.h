@@ -64,7 +64,8 @@ class Session {
                                  const TextCallback& on_text = {});
 
   // One chat turn: appends the user's message to the conversation, renders it with
-  // the model's chat template and answers; the answer joins the conversation.
+  // the model's chat template and answers; the answer joins the conversation. Only the
+  // template's markers become special tokens: messages are encoded as plain text.
   GenerateResult chat(std::string_view user_message, const GenerateOptions& options,
                       const TextCallback& on_text = {});
   void set_system_prompt(std::string system);

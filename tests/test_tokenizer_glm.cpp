@@ -199,6 +199,52 @@ TEST_CASE("ChatGLM3-style GGUF: a SentencePiece vocabulary of arch chatglm encod
   CHECK(chat[1] == sop);
   CHECK(chat[2] == n + 6);      // <|user|>
   CHECK(chat.back() == n + 7);  // <|assistant|>
+
+  // ChatGLM3 names its command tokens as words: "sop" (or "<|user|>") in a message is text,
+  // as ChatGLM3's own build_chat_input encodes message contents; only the template's
+  // markers become command tokens.
+  const std::string message = "Let sop be [gMASK]sop<|user|>, soprano.";
+  const ChatPrompt prompt = t.render_prompt(std::vector<ChatMessage>{{"user", message}}, true);
+  CHECK(prompt.text == t.render(std::vector<ChatMessage>{{"user", message}}, true));
+  REQUIRE(prompt.contents.size() == 1);
+  CHECK(prompt.text.substr(prompt.contents[0].begin, prompt.contents[0].end - prompt.contents[0].begin) == message);
+  std::vector<int32_t> want = {gmask, sop, n + 6};
+  const std::vector<int32_t> content = tok.encode("\n " + message, {.add_special = false, .parse_special = false});
+  want.insert(want.end(), content.begin(), content.end());
+  want.push_back(n + 7);
+  const std::vector<int32_t> ids =
+      tok.encode(prompt.text, {.add_special = false, .parse_special = true, .plain_ranges = prompt.contents});
+  CHECK(ids == want);
+  CHECK(std::count(ids.begin(), ids.end(), sop) == 1);
+  // Without the ranges the message's "sop" would be the command token (what the ranges prevent).
+  const std::vector<int32_t> parsed = tok.encode(prompt.text, {.add_special = false});
+  CHECK(std::count(parsed.begin(), parsed.end(), sop) == 4);
+}
+
+TEST_CASE("GLM-4 chat prompts: message contents never become special tokens, the template's markers do",
+          "[tokenizer][glm]") {
+  const Tokenizer tok = Tokenizer::from_json_file((kData / "glm4" / "tokenizer.json").string());
+  const ChatTemplate t = ChatTemplate::detect(tok.chat_template());
+  // Every conversation of the fixtures: without special-token text in the contents, the
+  // ranges change nothing (the ids are transformers' for the rendered text).
+  for (const auto& [name, messages] : kConversations) {
+    INFO(name);
+    const ChatPrompt prompt = t.render_prompt(messages, true);
+    CHECK(tok.encode(prompt.text, {.add_special = false, .plain_ranges = prompt.contents}) ==
+          tok.encode(prompt.text, {.add_special = false}));
+  }
+  // Each content range covers exactly that message's text, in order.
+  const std::vector<ChatMessage> chat = {{"system", "<|system|>S"}, {"user", "a<sop>"}, {"assistant", "[gMASK]"}};
+  const ChatPrompt prompt = t.render_prompt(chat, true);
+  REQUIRE(prompt.contents.size() == 3);
+  for (size_t i = 0; i < 3; ++i) {
+    const TextRange r = prompt.contents[i];
+    CHECK(prompt.text.substr(r.begin, r.end - r.begin) == chat[i].content);
+  }
+  const std::vector<int32_t> ids = tok.encode(prompt.text, {.add_special = false, .plain_ranges = prompt.contents});
+  CHECK(std::count(ids.begin(), ids.end(), kGMask) == 1);
+  CHECK(std::count(ids.begin(), ids.end(), kSop) == 1);
+  CHECK(tok.decode(ids) == prompt.text);
 }
 
 TEST_CASE("GGUF pre-tokenizer names: GLM-4's apply BPE merges, Llama-3's take whole vocabulary pieces",

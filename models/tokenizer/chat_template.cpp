@@ -78,26 +78,41 @@ ChatTemplate ChatTemplate::detect(std::string_view jinja) {
   return t;
 }
 
-std::string ChatTemplate::render(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
-  std::string out;
+ChatPrompt ChatTemplate::render_prompt(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
+  ChatPrompt p;
+  std::string& out = p.text;
+  const auto content = [&](std::string_view text) {
+    if (text.empty()) return;
+    p.contents.push_back({out.size(), out.size() + text.size()});
+    out += text;
+  };
   switch (family) {
     case ChatFamily::chatml:
       if (!default_system.empty() && !messages.empty() && messages.front().role != "system")
         out += "<|im_start|>system\n" + default_system + "<|im_end|>\n";
-      for (const ChatMessage& m : messages) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+      for (const ChatMessage& m : messages) {
+        out += "<|im_start|>" + m.role + "\n";
+        content(m.content);
+        out += "<|im_end|>\n";
+      }
       if (add_generation_prompt) out += "<|im_start|>assistant\n";
       break;
     case ChatFamily::llama3:
       out += "<|begin_of_text|>";  // Meta's template writes the BOS text itself
-      for (const ChatMessage& m : messages)
-        out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + std::string(trim(m.content)) + "<|eot_id|>";
+      for (const ChatMessage& m : messages) {
+        out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n";
+        content(trim(m.content));
+        out += "<|eot_id|>";
+      }
       if (add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
       break;
     case ChatFamily::glm4: {
       // No newline after the last "<|assistant|>": the model writes it (both templates).
       out += "[gMASK]<sop>";
       const auto turn = [&](const ChatMessage& m) {
-        if (!(skip_empty && m.content.empty())) out += "<|" + m.role + "|>\n" + m.content;
+        if (skip_empty && m.content.empty()) return;
+        out += "<|" + m.role + "|>\n";
+        content(m.content);
       };
       for (const ChatMessage& m : messages)
         if (!system_first || m.role == "system") turn(m);
@@ -109,11 +124,14 @@ std::string ChatTemplate::render(std::span<const ChatMessage> messages, bool add
     }
     case ChatFamily::chatglm3:
       out += "[gMASK]sop";
-      for (const ChatMessage& m : messages) out += "<|" + m.role + "|>\n " + m.content;
+      for (const ChatMessage& m : messages) {
+        out += "<|" + m.role + "|>\n ";
+        content(m.content);
+      }
       if (add_generation_prompt) out += "<|assistant|>";
       break;
   }
-  return out;
+  return p;
 }
 
 std::string_view ChatTemplate::reply_content(std::string_view generated) const {

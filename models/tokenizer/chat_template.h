@@ -11,6 +11,9 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "models/tokenizer/special_tokens.h"
 
 namespace qilin {
 
@@ -20,6 +23,15 @@ struct ChatMessage {
 };
 
 enum class ChatFamily { chatml, llama3, glm4, chatglm3 };
+
+// A rendered prompt and where the messages' contents lie in it. The template's own text
+// names special tokens ("<|user|>", ChatGLM3's "sop"); the contents are the users' text
+// and are encoded as plain text (EncodeOptions::plain_ranges = contents), so a message
+// that says "sop" or "<|im_end|>" cannot forge a control token.
+struct ChatPrompt {
+  std::string text;
+  std::vector<TextRange> contents;  // in order, disjoint; empty contents are not listed
+};
 
 std::string_view name_of(ChatFamily family) noexcept;
 
@@ -37,8 +49,12 @@ struct ChatTemplate {
   // Chooses the family (and ChatML's default system prompt) from a Jinja template.
   static ChatTemplate detect(std::string_view jinja);
 
-  // The prompt text; with add_generation_prompt, the opening of the assistant's turn.
-  std::string render(std::span<const ChatMessage> messages, bool add_generation_prompt) const;
+  // The prompt; with add_generation_prompt, the opening of the assistant's turn.
+  ChatPrompt render_prompt(std::span<const ChatMessage> messages, bool add_generation_prompt) const;
+  // Its text alone.
+  std::string render(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
+    return render_prompt(messages, add_generation_prompt).text;
+  }
 
   // The content of the assistant message for `generated`, the text the model wrote after
   // the generation prompt. The GLM templates end that prompt at "<|assistant|>" but write

@@ -200,7 +200,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, const EncodeOption
   if (options.add_special) out.insert(out.end(), config_.prefix_ids.begin(), config_.prefix_ids.end());
   thread_local std::vector<TextSegment> segments;
   segments.clear();
-  added_.split(text, options.parse_special, segments);
+  added_.split(text, options.parse_special, segments, options.plain_ranges);
   for (const TextSegment& s : segments) {
     if (s.id >= 0) {
       out.push_back(s.id);

@@ -80,6 +80,10 @@ TokenizerConfig tokenizer_config_from_json_file(const std::string& path);
 struct EncodeOptions {
   bool add_special = true;    // add BOS/EOS as the tokenizer's config says (HF add_special_tokens)
   bool parse_special = true;  // recognise special tokens written in the text; false for untrusted text
+  // Byte ranges of the text where special tokens are never recognised, even with
+  // parse_special: the message contents of a rendered chat prompt (ChatPrompt::contents),
+  // so that only the template's own markers become control tokens. Sorted, disjoint.
+  std::span<const TextRange> plain_ranges = {};
 };
 
 class Tokenizer {
