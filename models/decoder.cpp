@@ -238,7 +238,7 @@ void Decoder::attention_block(const Layer& layer, int64_t il, std::span<const Fo
     cache.store(il, r.slot, pos0, k.slice_rows(first, count), v.slice_rows(first, count), pool);
     attention(q.slice_rows(first, count).reshape({count, c.n_heads, c.head_dim}), cache.keys(il, r.slot),
               cache.values(il, r.slot), pos0, out.slice_rows(first, count).reshape({count, c.n_heads, c.head_dim}),
-              pool);
+              pool, std::nullopt, options_.matmul.allow_bf16_compute);
     first += count;
   }
   matmul(out, layer.wo, h, pool, options_.matmul);
