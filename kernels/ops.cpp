@@ -350,7 +350,9 @@ void attention_blocked(const cpu::OpsTable& kt, const float* q, const KV* k, con
   const int64_t n_slices = (group + max_rows - 1) / max_rows;  // head slices of a group (more than max_rows heads)
   const int64_t slice_heads = (group + n_slices - 1) / n_slices;
   const int64_t units = n_kv_heads * n_slices;
-  const int64_t target_tokens = std::max<int64_t>(1, std::min(kBlockedTargetRows, max_rows) / slice_heads);
+  // The bf16 kernels convert each K/V chunk for the block: the most rows amortize it best.
+  const int64_t target_rows = bf16 ? max_rows : std::min(kBlockedTargetRows, max_rows);
+  const int64_t target_tokens = std::max<int64_t>(1, target_rows / slice_heads);
   int64_t n_blocks = (n_q + target_tokens - 1) / target_tokens;
   if (parallel) {  // at least two items per thread where the prompt allows it
     n_blocks = std::max(n_blocks, std::min(n_q, (2 * pool.size() + units - 1) / units));
