@@ -11,8 +11,10 @@
 //   values  O += P V: A tiles are P's rows, B tiles the chunk's values rounded to bf16
 //           with pairs of keys interleaved; O lives in an f32 buffer that each chunk
 //           loads into C tiles, after rescaling the rows whose maximum moved.
+// Each chunk goes through the three steps two row tiles at a time, so their scores and
+// weights stay in L1 and one pair's vector work overlaps the next pair's tile products.
 // Tiles 0-3: C (2 row tiles x 2 key or head_dim tiles); 4, 5: A; 6, 7: B.
-// All buffers are on the stack (about 210 KiB per call: the pool's threads have 8 MiB).
+// All buffers are on the stack (about 130 KiB per call: the pool's threads have 8 MiB).
 // head_dim must be a multiple of 32 (one tile product's K): the caller (kernels/ops.cpp)
 // sends any other head_dim to the f32 kernels.
 #include "kernels/cpu/amx/amx_tiles.h"
@@ -22,17 +24,17 @@ namespace qilin::cpu {
 namespace {
 
 constexpr int64_t kMaxRows = 128;       // attention_block_max_rows() at most
-constexpr int64_t kRowKeys = 128;       // keys per chunk at most: the row length of S and P
+constexpr int64_t kRowKeys = 64;        // keys per chunk at most: the row length of S and P
 constexpr int64_t kStep = 32;           // K of one tile product (bf16 per A-tile row)
 constexpr int64_t kTileElements = 512;  // bf16 in one A or B tile
-// bf16 of one converted K or V chunk: 128 keys x 64, 64 x 128 or 32 x 512 at most.
+// bf16 of one converted K or V chunk: 64 keys x 128 or 32 x 512 at most.
 constexpr int64_t kChunkElements = 16384;
 static_assert(attention_block_max_rows(1) == kMaxRows);
 static_assert(attention_block_max_rows(128) * 128 <= kAttentionBlockFloats);
 
-// Keys per chunk: S and P of 128 rows stay within 96 KiB (L2; the O tiles' loads and stores
-// per key halve from 64 to 128 keys: measured ~3-5% faster at head_dim 64).
-inline int64_t chunk_keys(int64_t head_dim) { return head_dim <= 64 ? 128 : (head_dim <= 128 ? 64 : 32); }
+// Keys per chunk: 64 up to head_dim 128, else 32 (kb and vb hold 16384 bf16). 128 keys at
+// head_dim 64 (fewer O tile round trips per key) measured the same, within the noise.
+inline int64_t chunk_keys(int64_t head_dim) { return head_dim <= 128 ? 64 : 32; }
 
 // 2^x on the lanes of `lanes` (0 elsewhere), for the weights (scores in log2 units):
 // x = n + f with |f| <= 1/2, a cubic for 2^f (least squares on the relative error at
@@ -176,12 +178,13 @@ void convert_values(const KV* v, int64_t n, int64_t n_pad, int64_t head_dim, uin
   }
 }
 
-// S rows [16 rt, 16 (rt + kR)) x keys [0, 16 key_tiles): qb rows head_dim bf16 apart, S rows kRowKeys.
+// Scores of query rows [16 rt, 16 (rt + kR)) x keys [0, 16 key_tiles) into s (its rows 0 .. 16 kR,
+// kRowKeys floats apart); qb rows are head_dim bf16 apart.
 template <int kR>
 void score_tiles(const uint16_t* qb, int64_t head_dim, const uint16_t* kb, int64_t key_tiles, int64_t rt, float* s) {
   const int64_t q_stride = head_dim * 2, s_stride = kRowKeys * 4;
   const uint16_t* q_rows = qb + rt * 16 * head_dim;
-  float* s_rows = s + rt * 16 * kRowKeys;
+  float* s_rows = s;
   for (int64_t t = 0; t < key_tiles; t += 2) {
     _tile_zero(0);
     _tile_zero(1);
@@ -213,13 +216,13 @@ void score_tiles(const uint16_t* qb, int64_t head_dim, const uint16_t* kb, int64
   }
 }
 
-// O rows [16 rt, 16 (rt + kR)) += P V over key_steps steps of 32 keys; O rows head_dim floats
-// apart, P rows kRowKeys bf16. On the first chunk O is not read.
+// O rows [16 rt, 16 (rt + kR)) += P V over key_steps steps of 32 keys, P's rows 0 .. 16 kR holding
+// their weights; O rows head_dim floats apart, P rows kRowKeys bf16. On the first chunk O is not read.
 template <int kR>
 void value_tiles(const uint16_t* p, const uint16_t* vb, int64_t key_steps, int64_t head_dim, int64_t rt, float* o,
                  bool first) {
   const int64_t o_stride = head_dim * 4, p_stride = kRowKeys * 2, d_tiles = head_dim / 16;
-  const uint16_t* p_rows = p + rt * 16 * kRowKeys;
+  const uint16_t* p_rows = p;
   for (int64_t c = 0; c < d_tiles; c += 2) {
     float* o0 = o + rt * 16 * head_dim + 16 * c;
     float* o1 = o0 + 16 * head_dim;
@@ -261,14 +264,51 @@ void value_tiles(const uint16_t* p, const uint16_t* vb, int64_t key_steps, int64
   }
 }
 
+// Sums of each of 16 vectors, as one vector (lane r: the sum of t[r]'s lanes): halves of
+// pairs of vectors are added in four rounds (46 instructions where 16 reductions take ~130),
+// leaving lane 4L + k with the sum of row {0, 8, 4, 12}[L] + {0, 2, 1, 3}[k]; a permutation
+// (its own inverse) puts them in order.
+alignas(64) constexpr int32_t kSumOrder[16] = {0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15};
+inline __m512 row_sums(const __m512* t) {
+  __m512 x[8], y[4], z[2];
+  for (int i = 0; i < 8; ++i) {  // x[i]: 128-bit lanes 0-1 hold row i's halves summed, 2-3 row i + 8's
+    x[i] = _mm512_add_ps(_mm512_shuffle_f32x4(t[i], t[i + 8], 0x44), _mm512_shuffle_f32x4(t[i], t[i + 8], 0xee));
+  }
+  for (int i = 0; i < 4; ++i) {  // y[i]: lanes hold rows i, i + 8, i + 4, i + 12 (4 partial sums each)
+    y[i] = _mm512_add_ps(_mm512_shuffle_f32x4(x[i], x[i + 4], 0x88), _mm512_shuffle_f32x4(x[i], x[i + 4], 0xdd));
+  }
+  for (int i = 0; i < 2; ++i) {  // z[i]: each lane 2 partial sums of y[i]'s row there, then 2 of y[i + 2]'s
+    const __m512d a = _mm512_castps_pd(y[i]), b = _mm512_castps_pd(y[i + 2]);
+    z[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+  }
+  // Lane 4L + k: rows of y[0], y[2], y[1], y[3] in lane L (k = 0..3).
+  const __m512 w = _mm512_add_ps(_mm512_shuffle_ps(z[0], z[1], 0x88), _mm512_shuffle_ps(z[0], z[1], 0xdd));
+  return _mm512_permutexvar_ps(_mm512_load_si512(kSumOrder), w);
+}
+
 // A row keeps its running maximum while the chunk's scores stay within this much of it
 // (log2 units): its weights are then at most 2^8, and neither its sum nor its outputs need
 // rescaling. The maximum is a factor common to all of a row's weights: any value that keeps
 // 2^(s - max) in range gives the same average.
 constexpr float kMaxLag = 8.0f;
 
-// Online softmax of one chunk for the 16 rows from r0: s[r][j] for the first valid[r] keys
-// become bf16 weights 2^(s - max) in p[r] (0 up to n_pad); a row whose scores exceed its
+// One row's weights: 2^(s[j] - m) for j < valid rounded to bf16 into p, 0 up to n_pad; returns
+// the rounded weights summed per lane. kFull: valid == n_pad (no masks to compute).
+template <bool kFull>
+inline __m512 row_weights(const float* s, uint16_t* p, __m512 m, int64_t valid, int64_t n_pad) {
+  __m512 total = _mm512_setzero_ps();
+  for (int64_t j = 0; j < n_pad; j += 16) {
+    const __mmask16 lanes = kFull ? static_cast<__mmask16>(0xffff) : first_lanes(valid - j);
+    const __m512 w = exp2_weights(lanes, _mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, s + j), m));
+    const __m256i wb = reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(w));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(p + j), wb);
+    total = _mm512_add_ps(total, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(wb), 16)));
+  }
+  return total;
+}
+
+// Online softmax of one chunk for the 16 rows from r0 (rows l of s and p): s[l][j] for the first
+// valid[l] keys become bf16 weights 2^(s - max) in p[l] (0 up to n_pad); a row whose scores exceed its
 // max by more than kMaxLag (or any row, on the first chunk) takes the chunk's max, and
 // its sum and its row of o (not on the first chunk) are rescaled by 2^(old max - new max).
 // The sums add the rounded weights: the output is an average with the weights multiplied.
@@ -277,7 +317,7 @@ void softmax_rows(const float* s, uint16_t* p, int64_t r0, const int64_t* valid,
   alignas(64) float corr[16];
   bool moved = false;
   for (int64_t l = 0; l < 16; ++l) {
-    const float* sr = s + (r0 + l) * kRowKeys;
+    const float* sr = s + l * kRowKeys;
     const __m512 minus_inf = _mm512_set1_ps(-__builtin_inff());
     __m512 m = minus_inf;
     for (int64_t j = 0; j < valid[l]; j += 16) {
@@ -299,26 +339,21 @@ void softmax_rows(const float* s, uint16_t* p, int64_t r0, const int64_t* valid,
   } else {
     _mm512_store_ps(corr, _mm512_set1_ps(1.0f));
   }
+  __m512 totals[16];
   for (int64_t l = 0; l < 16; ++l) {
     const int64_t r = r0 + l;
-    const float* sr = s + r * kRowKeys;
-    uint16_t* pr = p + r * kRowKeys;
+    const float* sr = s + l * kRowKeys;
+    uint16_t* pr = p + l * kRowKeys;
     const __m512 m = _mm512_set1_ps(max[r]);
-    __m512 total = _mm512_setzero_ps();
-    for (int64_t j = 0; j < n_pad; j += 16) {
-      const __mmask16 lanes = first_lanes(valid[l] - j);
-      const __m512 w = exp2_weights(lanes, _mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, sr + j), m));
-      const __m256i wb = reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(w));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(pr + j), wb);
-      total = _mm512_add_ps(total, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(wb), 16)));
-    }
-    sum[r] = sum[r] * corr[l] + _mm512_reduce_add_ps(total);
+    totals[l] =
+        valid[l] == n_pad ? row_weights<true>(sr, pr, m, n_pad, n_pad) : row_weights<false>(sr, pr, m, valid[l], n_pad);
     if (!first && corr[l] != 1.0f) {
       const __m512 c = _mm512_set1_ps(corr[l]);
       float* orow = o + r * head_dim;
       for (int64_t d = 0; d < head_dim; d += 16) _mm512_store_ps(orow + d, _mm512_mul_ps(_mm512_load_ps(orow + d), c));
     }
   }
+  _mm512_storeu_ps(sum + r0, _mm512_fmadd_ps(_mm512_loadu_ps(sum + r0), _mm512_load_ps(corr), row_sums(totals)));
 }
 
 template <class KV>
@@ -326,8 +361,8 @@ void attention_block(const float* q, int64_t n_tokens, int64_t n_heads, int64_t 
                      int64_t pos, int64_t head_dim, float scale, float* out) noexcept {
   alignas(64) uint16_t qb[kAttentionBlockFloats];  // [rows_pad][head_dim]: scaled queries, bf16
   alignas(64) float o[kAttentionBlockFloats];      // [rows_pad][head_dim]: unnormalized outputs
-  alignas(64) float s[kMaxRows * kRowKeys];        // [rows_pad][kRowKeys]: scores of one chunk
-  alignas(64) uint16_t p[kMaxRows * kRowKeys];     // [rows_pad][kRowKeys]: their bf16 weights
+  alignas(64) float s[32 * kRowKeys];              // [32][kRowKeys]: scores of two row tiles and one chunk
+  alignas(64) uint16_t p[32 * kRowKeys];           // [32][kRowKeys]: their bf16 weights
   alignas(64) uint16_t kb[kChunkElements], vb[kChunkElements];
   alignas(64) float max[kMaxRows], sum[kMaxRows];
   int64_t row_pos[kMaxRows];
@@ -365,19 +400,30 @@ void attention_block(const float* q, int64_t n_tokens, int64_t n_heads, int64_t 
     int64_t rt0 = 0;
     while (row_pos[16 * rt0 + 15] < c0) ++rt0;
     const bool first = c0 == 0;
-    int64_t rt = rt0;
-    for (; rt + 2 <= row_tiles; rt += 2) score_tiles<2>(qb, head_dim, kb, n_pad / 16, rt, s);
-    if (rt < row_tiles) score_tiles<1>(qb, head_dim, kb, n_pad / 16, rt, s);
-    for (int64_t r0 = 16 * rt0; r0 < rows_pad; r0 += 16) {
-      int64_t valid[16];
-      for (int64_t l = 0; l < 16; ++l) {
-        const int64_t seen = row_pos[r0 + l] - c0 + 1;
-        valid[l] = seen < 0 ? 0 : (seen > n ? n : seen);
+    // Two row tiles at a time go through all three steps, so that their scores and weights
+    // stay in L1 (and the vector work of one pair overlaps the tile products of the next).
+    for (int64_t rt = rt0; rt < row_tiles; rt += 2) {
+      const bool pair = rt + 2 <= row_tiles;
+      if (pair) {
+        score_tiles<2>(qb, head_dim, kb, n_pad / 16, rt, s);
+      } else {
+        score_tiles<1>(qb, head_dim, kb, n_pad / 16, rt, s);
       }
-      softmax_rows(s, p, r0, valid, n_pad, max, sum, o, head_dim, first);
+      for (int64_t x = 0; x < (pair ? 2 : 1); ++x) {
+        const int64_t r0 = 16 * (rt + x);
+        int64_t valid[16];
+        for (int64_t l = 0; l < 16; ++l) {
+          const int64_t seen = row_pos[r0 + l] - c0 + 1;
+          valid[l] = seen < 0 ? 0 : (seen > n ? n : seen);
+        }
+        softmax_rows(s + 16 * x * kRowKeys, p + 16 * x * kRowKeys, r0, valid, n_pad, max, sum, o, head_dim, first);
+      }
+      if (pair) {
+        value_tiles<2>(p, vb, n_pad / kStep, head_dim, rt, o, first);
+      } else {
+        value_tiles<1>(p, vb, n_pad / kStep, head_dim, rt, o, first);
+      }
     }
-    for (rt = rt0; rt + 2 <= row_tiles; rt += 2) value_tiles<2>(p, vb, n_pad / kStep, head_dim, rt, o, first);
-    if (rt < row_tiles) value_tiles<1>(p, vb, n_pad / kStep, head_dim, rt, o, first);
   }
   _tile_release();
 
