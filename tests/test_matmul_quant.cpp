@@ -206,6 +206,41 @@ TEST_CASE(
   }
 }
 
+// Many rows against a long K: the AMX kernels cut K into chunks whose part of x fits
+// in L2 (1 MiB of bf16: 1024 elements at 512 rows, 1536 at 300), carrying partial sums
+// in y between chunks. K = 2304 gives whole chunks and a short last one; n = 40 a
+// partial group and a lone group; 300 rows a partial x tile. y starts as NaN, so a
+// first chunk that read y instead of zeroing would show.
+TEST_CASE("quantized matmul: the AMX kernels' chunks of K add up to the whole product", "[matmul][quant]") {
+  if (!cpu::isa_supported(cpu::Isa::amx)) {
+    WARN("skipped: this CPU has no AMX");
+    return;
+  }
+  test::IsaGuard guard;
+  cpu::set_active_isa(cpu::Isa::amx);
+  ThreadPool pool(2);
+  uint32_t seed = 700;
+  const int64_t k = 2304, n = 40;
+  for (DType t : test::kQuantTypes) {
+    const Tensor wt = test::quantized_weight(t, n, k, ++seed);
+    const MatmulWeight w(wt);
+    for (int64_t m : {300, 512}) {
+      const Tensor x = test::random_tensor(m, k, DType::f32, test::Values::reals, ++seed);
+      REQUIRE(runs_in_bf16(t, m));
+      const DequantizedProduct exact = dequantized_product(x, wt);
+      const Tensor y = run(x, w, pool, MatmulPath::simd);
+      double worst = 0;
+      for (int64_t i = 0; i < y.numel(); ++i) {
+        const auto u = static_cast<size_t>(i);
+        worst = std::max(
+            worst, std::fabs(y.data_as<float>()[i] - exact.y[u]) / (bf16_product_bound(k) * exact.abs[u] + 1e-30));
+      }
+      INFO(name_of(t) << " " << n << "x" << k << ", M=" << m);
+      REQUIRE(worst <= 1.0);
+    }
+  }
+}
+
 TEST_CASE("quantized matmul: ref is dequantize-then-multiply within the activation quantization error",
           "[matmul][quant]") {
   ThreadPool pool(1);

@@ -63,13 +63,14 @@ inline void put_scales(const Unpacked& u, int64_t b, __m512 lo, __m512 hi, __m51
   _mm512_storeu_ps(u.min + b * kTile, min);
 }
 
-// One packed group (all of K) into u. Scales are exact in f32 (an f16 times a
-// 6- or 8-bit integer); Q4_K's min is stored negated (w = A·q + B).
+// Blocks [b0, b1) of one packed group into u (at their own block indices; for Q4_K
+// and Q6_K, b0 and b1 are multiples of 8: whole super-blocks). Scales are exact in
+// f32 (an f16 times a 6- or 8-bit integer); Q4_K's min is stored negated (w = A·q + B).
 template <QFormat kF>
-void unpack_group(const uint8_t* g, int64_t k, const Unpacked& u) {
+void unpack_group(const uint8_t* g, int64_t b0, int64_t b1, const Unpacked& u) {
   const __m512 zero = _mm512_setzero_ps();
   if constexpr (kF == QFormat::q4_k || kF == QFormat::q6_k) {
-    for (int64_t sb = 0; sb < k / 256; ++sb) {
+    for (int64_t sb = b0 / 8; sb < b1 / 8; ++sb) {
       const uint8_t* unit = g + sb * qpack_unit_bytes(kF);
       const __m512 d = f16x16(unit + qpack::kScales);
       for (int sub = 0; sub < 8; ++sub) {
@@ -102,7 +103,7 @@ void unpack_group(const uint8_t* g, int64_t k, const Unpacked& u) {
     }
     return;
   }
-  for (int64_t b = 0; b < k / 32; ++b) {
+  for (int64_t b = b0; b < b1; ++b) {
     const uint8_t* unit = g + b * qpack_unit_bytes(kF);
     const __m512 d = f16x16(unit + qpack::kScales);
     int8_t* dst = u.quads + b * kBlockBytes;
