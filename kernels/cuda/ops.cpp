@@ -1,47 +1,28 @@
-// The checked front end of the CUDA ops (kernels/cuda/ops.h): the CPU ops' checks
-// (kernels/ops.cpp) with Device::cuda, then one launcher call (launch.h).
+// The checked front end of the CUDA ops (kernels/cuda/ops.h): the checks the CPU ops
+// use (kernels/op_checks.h) with Device::cuda, then one launcher call (launch.h).
 #include "kernels/cuda/ops.h"
 
-#include <fmt/format.h>
-
-#include <cmath>
 #include <mutex>
-#include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/op_checks.h"
 
 namespace qilin::cuda {
 namespace {
 
-std::string describe(const TensorView& t) { return fmt::format("{} {}", t.shape().str(), name_of(t.dtype())); }
-
+using detail::check_contiguous;
+using detail::check_same_shape;
+using detail::describe;
 void check_on_gpu(const char* op, const char* name, const TensorView& t) {
-  QILIN_CHECK(t.device() == Device::cuda, op, "{} is on {}, but this op runs on the GPU", name, name_of(t.device()));
-  QILIN_CHECK(t.data() != nullptr || t.numel() == 0, op, "{} ({}) has no data", name, t.shape().str());
+  detail::check_on(Device::cuda, op, name, t);
 }
-
-void check_f32(const char* op, const char* name, const TensorView& t) {
-  check_on_gpu(op, name, t);
-  QILIN_CHECK(t.dtype() == DType::f32, op, "{} is {} but must be f32", name, describe(t));
-}
-
-void check_same_shape(const char* op, const char* name_a, const TensorView& a, const char* name_b,
-                      const TensorView& b) {
-  QILIN_CHECK(a.shape() == b.shape(), op, "{} is {} but {} is {}", name_a, a.shape().str(), name_b, b.shape().str());
-}
-
+void check_f32(const char* op, const char* name, const TensorView& t) { detail::check_f32(Device::cuda, op, name, t); }
 void check_channel_vector(const char* op, const char* name, const TensorView& t, const char* x_name,
                           const TensorView& x) {
-  check_f32(op, name, t);
-  QILIN_CHECK(t.ndim() == 1 && t.dim(0) == x.cols(), op, "{} is {} but {} is {}: expected {} of {}", name,
-              t.shape().str(), x_name, x.shape().str(), name, x.cols());
-}
-
-void check_contiguous(const char* op, const char* name, const TensorView& t) {
-  QILIN_CHECK(t.is_contiguous(), op, "{} ({}) must be contiguous", name, t.shape().str());
+  detail::check_channel_vector(Device::cuda, op, name, t, x_name, x);
 }
 
 // Rows of f32 views: TensorView::row() semantics (evenly spaced rows, each contiguous).
@@ -273,21 +254,9 @@ void embedding(const TensorView& table, const TensorView& ids, const TensorView&
 // ---- KV cache ------------------------------------------------------------------------
 
 void kv_store(const TensorView& src, const TensorView& dst, int64_t pos0, const Stream& stream) {
-  const char* op = "kv_store";
-  check_f32(op, "src", src);
-  check_contiguous(op, "src", src);
-  QILIN_CHECK(src.ndim() == 3, op, "src is {} but must be [tokens, kv_heads, head_dim]", src.shape().str());
-  check_on_gpu(op, "dst", dst);
+  detail::check_kv_store(Device::cuda, src, dst, pos0);
   const DType type = dst.dtype();
-  QILIN_CHECK(type == DType::f32 || type == DType::f16 || type == DType::q8_0, op,
-              "dst is {}: a cache block must be f32, f16 or q8_0", describe(dst));
-  QILIN_CHECK(dst.ndim() == 3 && dst.dim(0) == src.dim(1) && dst.dim(2) == src.dim(2), op,
-              "src is {} but dst is {}: expected [{}, max_pos, {}]", src.shape().str(), dst.shape().str(), src.dim(1),
-              src.dim(2));
-  check_contiguous(op, "dst", dst);
   const int64_t n = src.dim(0), max_pos = dst.dim(1);
-  QILIN_CHECK(pos0 >= 0 && pos0 + n <= max_pos, op, "positions [{}, {}) do not fit a block of {} ({})", pos0, pos0 + n,
-              max_pos, dst.shape().str());
   launch::kv_store(type, src.data_as<const float>(), n, src.dim(1), src.dim(2), dst.data(), max_pos, pos0,
                    stream.handle());
   QILIN_CUDA_CHECK_LAUNCH("kv_store_kernel");
@@ -298,41 +267,14 @@ void kv_store(const TensorView& src, const TensorView& dst, int64_t pos0, const 
 void attention(const TensorView& q, const TensorView& k, const TensorView& v, int64_t pos0, const TensorView& out,
                const Stream& stream, std::optional<float> scale) {
   const char* op = "attention";
-  check_f32(op, "q", q);
-  check_f32(op, "out", out);
-  check_same_shape(op, "q", q, "out", out);
-  check_contiguous(op, "q", q);
-  check_contiguous(op, "out", out);
-  QILIN_CHECK(q.ndim() == 3, op, "q is {} but must be [tokens, heads, head_dim]", q.shape().str());
-  QILIN_CHECK(k.device() == Device::cuda && v.device() == Device::cuda, op, "the KV cache is on {}/{}, not the GPU",
-              name_of(k.device()), name_of(v.device()));
-  const DType kv_type = k.dtype();
-  QILIN_CHECK(kv_type == v.dtype() && (kv_type == DType::f32 || kv_type == DType::f16 || kv_type == DType::q8_0), op,
-              "k is {} and v is {}: the cache must be f32, f16 or q8_0, both the same", describe(k), describe(v));
-  check_same_shape(op, "k", k, "v", v);
-  check_contiguous(op, "k", k);
-  check_contiguous(op, "v", v);
-  QILIN_CHECK(k.ndim() == 3, op, "k is {} but must be [kv_heads, max_pos, head_dim]", k.shape().str());
-  const int64_t n_q = q.dim(0), n_heads = q.dim(1), head_dim = q.dim(2);
-  const int64_t n_kv_heads = k.dim(0), max_pos = k.dim(1);
-  QILIN_CHECK(k.dim(2) == head_dim && head_dim > 0, op, "q is {} but k is {}: head_dim differs", q.shape().str(),
-              k.shape().str());
-  QILIN_CHECK(n_kv_heads > 0 && n_heads % n_kv_heads == 0, op,
-              "q is {} but k is {}: {} query heads cannot share {} KV heads", q.shape().str(), k.shape().str(), n_heads,
-              n_kv_heads);
-  QILIN_CHECK(head_dim <= kAttentionMaxHeadDim, op, "q is {}: head_dim {} exceeds the supported {}", q.shape().str(),
-              head_dim, kAttentionMaxHeadDim);
-  QILIN_CHECK(pos0 >= 0 && pos0 + n_q <= max_pos, op, "queries at positions [{}, {}) do not fit a cache of {} ({})",
-              pos0, pos0 + n_q, max_pos, k.shape().str());
+  const detail::AttentionDims d =
+      detail::check_attention(Device::cuda, q, k, v, pos0, out, scale, kAttentionMaxHeadDim);
+  const int64_t n_q = d.n_q, n_heads = d.n_heads, head_dim = d.head_dim, n_kv_heads = d.n_kv_heads, max_pos = d.max_pos;
+  const DType kv_type = d.kv_type;
+  const float s = d.scale;
   // Grid limits: queries are the grid's z, (KV head, head slice) pairs its y (at most n_heads of them).
   QILIN_CHECK(n_q <= 65535 && n_heads <= 65535, op, "q is {}: at most 65535 queries and 65535 heads per call",
               q.shape().str());
-  const auto* q_begin = q.data_as<const char>();
-  const auto* out_begin = out.data_as<const char>();
-  QILIN_CHECK(out_begin + out.nbytes() <= q_begin || q_begin + q.nbytes() <= out_begin, op, "out ({}) overlaps q ({})",
-              out.shape().str(), q.shape().str());
-  const float s = scale ? *scale : static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
-  QILIN_CHECK(std::isfinite(s), op, "scale {} is not finite", s);
   if (n_q == 0) return;
 
   launch::AttentionArgs a;
