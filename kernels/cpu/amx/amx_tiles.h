@@ -54,5 +54,32 @@ inline void configure_full_tiles() {
   load_tile_config(c);
 }
 
+// Transposes 16 rows of 16 dwords in place: r[c] becomes element c of every row.
+// A dword is a pair of bf16 neighbours along K, so rows of a matrix become a B tile's
+// pair rows (the weight panels of gemm_amx_bf16.cpp, the keys of the attention kernel).
+inline void transpose_16x16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  // u[4i + q], 128-bit lane L: element 4L + q of rows 4i .. 4i + 3.
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int q = 0; q < 4; ++q) {
+    const __m512i lo_a = _mm512_shuffle_i32x4(u[q], u[4 + q], 0x44), hi_a = _mm512_shuffle_i32x4(u[q], u[4 + q], 0xee);
+    const __m512i lo_b = _mm512_shuffle_i32x4(u[8 + q], u[12 + q], 0x44);
+    const __m512i hi_b = _mm512_shuffle_i32x4(u[8 + q], u[12 + q], 0xee);
+    r[q] = _mm512_shuffle_i32x4(lo_a, lo_b, 0x88);
+    r[4 + q] = _mm512_shuffle_i32x4(lo_a, lo_b, 0xdd);
+    r[8 + q] = _mm512_shuffle_i32x4(hi_a, hi_b, 0x88);
+    r[12 + q] = _mm512_shuffle_i32x4(hi_a, hi_b, 0xdd);
+  }
+}
+
 }  // namespace
 }  // namespace qilin::cpu

@@ -103,31 +103,6 @@ inline const KV* row_at(const KV* base, int64_t j, int64_t head_dim) {
 // 32 bf16 (nearest even): lo's 16 in words 0..15, hi's in 16..31.
 inline __m512i to_bf16(__m512 lo, __m512 hi) { return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)); }
 
-// Transposes 16 rows of 16 dwords in place: r[c] becomes dword c of every row (a dword
-// is a pair of bf16 neighbours along head_dim). As gemm_amx_bf16.cpp's transpose_16x16.
-inline void transpose_16x16(__m512i r[16]) {
-  __m512i t[16], u[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-  }
-  for (int q = 0; q < 4; ++q) {
-    const __m512i lo_a = _mm512_shuffle_i32x4(u[q], u[4 + q], 0x44), hi_a = _mm512_shuffle_i32x4(u[q], u[4 + q], 0xee);
-    const __m512i lo_b = _mm512_shuffle_i32x4(u[8 + q], u[12 + q], 0x44);
-    const __m512i hi_b = _mm512_shuffle_i32x4(u[8 + q], u[12 + q], 0xee);
-    r[q] = _mm512_shuffle_i32x4(lo_a, lo_b, 0x88);
-    r[4 + q] = _mm512_shuffle_i32x4(lo_a, lo_b, 0xdd);
-    r[8 + q] = _mm512_shuffle_i32x4(hi_a, hi_b, 0x88);
-    r[12 + q] = _mm512_shuffle_i32x4(hi_a, hi_b, 0xdd);
-  }
-}
-
 // Keys [0, n) of a chunk (n_pad: n rounded up to 32; keys from n on are 0) as B tiles of
 // S = Q K^T: tile (s, t) at kb + (s * n_pad / 16 + t) * 512 holds, in row p, elements
 // 32 s + 2 p and + 1 of keys 16 t .. 16 t + 15.
