@@ -18,6 +18,7 @@
 // head_dim must be a multiple of 32 (one tile product's K): the caller (kernels/ops.cpp)
 // sends any other head_dim to the f32 kernels.
 #include "kernels/cpu/amx/amx_tiles.h"
+#include "kernels/cpu/avx512/ops_math_avx512.h"
 #include "kernels/cpu/ops_table.h"
 
 namespace qilin::cpu {
@@ -48,22 +49,6 @@ inline __m512 exp2_weights(__mmask16 lanes, __m512 x) {
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.426040514594784e-1f));
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.932762416819616e-1f));
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.999289403695111e-1f));
-  return _mm512_maskz_scalef_ps(kept, p, n);
-}
-
-// 2^x to 2 ulp (Cephes' exp2f polynomial), for the rescaling factors: applied once per chunk
-// to everything a row has accumulated, their errors compound, unlike the weights'.
-inline __m512 exp2_accurate(__m512 x) {
-  const __mmask16 kept = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-126.0f), _CMP_NLT_UQ);
-  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_sub_ps(x, n);
-  __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339887440266574e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618437357674640e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550332471162809e-2f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402264791363012e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931472028550421e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
   return _mm512_maskz_scalef_ps(kept, p, n);
 }
 
@@ -306,11 +291,13 @@ void softmax_rows(const float* s, uint16_t* p, int64_t r0, const int64_t* valid,
     }
   }
   // An old max of -inf (the first chunk) gives a correction of 0; an unchanged one exactly 1.
+  // The accurate 2^x (2 ulp), not the weights' cubic: a correction scales everything a row
+  // has accumulated, so its errors compound from chunk to chunk.
   if (moved) {
     const __m512 old_max = _mm512_load_ps(corr), new_max = _mm512_loadu_ps(max + r0);
     const __mmask16 same = _mm512_cmp_ps_mask(old_max, new_max, _CMP_EQ_OQ);
     _mm512_store_ps(corr,
-                    _mm512_mask_blend_ps(same, exp2_accurate(_mm512_sub_ps(old_max, new_max)), _mm512_set1_ps(1.0f)));
+                    _mm512_mask_blend_ps(same, avx512::exp2(_mm512_sub_ps(old_max, new_max)), _mm512_set1_ps(1.0f)));
   } else {
     _mm512_store_ps(corr, _mm512_set1_ps(1.0f));
   }

@@ -34,23 +34,8 @@ constexpr int64_t kLanes = 64;                  // rows of one column block: 4 v
 constexpr int64_t kScoreRows = kMaxChunk + 16;  // keys of a chunk, padded to the microkernel's Jr
 static_assert(attention_block_max_rows(1) == kMaxRows && attention_block_chunk_keys(1) == kMaxChunk);
 
-// 2^x for the weights (scores are kept in log2 units, log2(e) folded into the queries):
-// x = n + f with |f| <= 1/2, Cephes' exp2f polynomial for 2^f (relative error below
-// 2 ulp) and scalef for the 2^n. Lanes below -126 give exactly 0, so a masked score
-// (-inf) weighs nothing and no subnormal weight reaches the FMAs; NaN stays NaN.
-inline __m512 exp2_weights(__m512 x) {
-  const __mmask16 kept = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-126.0f), _CMP_NLT_UQ);
-  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_sub_ps(x, n);
-  __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339887440266574e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618437357674640e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550332471162809e-2f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402264791363012e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931472028550421e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-  return _mm512_maskz_scalef_ps(kept, p, n);
-}
+// The weights are 2^x (avx512::exp2): scores are kept in log2 units, log2(e) folded
+// into the queries, and a masked score (-inf) weighs exactly nothing.
 
 // s[j][0..16 Rv) = sum_d k_j[d] qt[d][..] for keys j in [0, n) of the chunk (k_j = k + j * head_dim);
 // qt rows are qt_stride floats apart, s rows kLanes. With `causal`, key c0 + j scores -inf for rows
@@ -134,19 +119,19 @@ inline void softmax_chunk(float* s, int64_t n, const float* new_max, float* max,
   __m512 total0 = _mm512_setzero_ps(), total1 = _mm512_setzero_ps();
   int64_t j = 0;
   for (; j + 2 <= n; j += 2) {
-    const __m512 p0 = exp2_weights(_mm512_sub_ps(_mm512_load_ps(s + j * kLanes), m));
-    const __m512 p1 = exp2_weights(_mm512_sub_ps(_mm512_load_ps(s + (j + 1) * kLanes), m));
+    const __m512 p0 = exp2(_mm512_sub_ps(_mm512_load_ps(s + j * kLanes), m));
+    const __m512 p1 = exp2(_mm512_sub_ps(_mm512_load_ps(s + (j + 1) * kLanes), m));
     _mm512_store_ps(s + j * kLanes, p0);
     _mm512_store_ps(s + (j + 1) * kLanes, p1);
     total0 = _mm512_add_ps(total0, p0);
     total1 = _mm512_add_ps(total1, p1);
   }
   if (j < n) {
-    const __m512 p0 = exp2_weights(_mm512_sub_ps(_mm512_load_ps(s + j * kLanes), m));
+    const __m512 p0 = exp2(_mm512_sub_ps(_mm512_load_ps(s + j * kLanes), m));
     _mm512_store_ps(s + j * kLanes, p0);
     total0 = _mm512_add_ps(total0, p0);
   }
-  const __m512 c = exp2_weights(_mm512_sub_ps(_mm512_load_ps(max), m));
+  const __m512 c = exp2(_mm512_sub_ps(_mm512_load_ps(max), m));
   _mm512_store_ps(corr, c);
   _mm512_store_ps(max, m);
   _mm512_store_ps(sum, _mm512_fmadd_ps(_mm512_load_ps(sum), c, _mm512_add_ps(total0, total1)));
@@ -266,7 +251,7 @@ void attention_block(const float* q, int64_t n_tokens, int64_t n_heads, int64_t 
   [[maybe_unused]] ChunkBuffers<KV> buffers;
 
   const int64_t rows = n_tokens * n_heads, rows_pad = (rows + 15) / 16 * 16;
-  // Scores in log2 units: 2^(s log2 e) = e^s, so the weights need only exp2_weights.
+  // Scores in log2 units: 2^(s log2 e) = e^s, so the weights need only exp2.
   const __m512 q_scale = _mm512_set1_ps(scale * 1.44269504088896341f);
   for (int64_t r0 = 0; r0 < rows_pad; r0 += 16) {
     const float* qr[16];

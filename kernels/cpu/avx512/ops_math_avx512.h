@@ -20,6 +20,23 @@ namespace qilin::cpu::avx512 {
 // Lanes [0, n) set, for n in [0, 16].
 static inline __mmask16 tail_mask(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
 
+// 2^x: x = n + f with |f| <= 1/2, Cephes' exp2f polynomial for 2^f (relative error
+// below 2 ulp) and scalef for the 2^n. Lanes below -126 give exactly 0 (so -inf gives
+// 0 and no subnormal comes out); NaN stays NaN. For softmax weights in log2 units.
+static inline __m512 exp2(__m512 x) {
+  const __mmask16 kept = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-126.0f), _CMP_NLT_UQ);
+  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(x, n);
+  __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339887440266574e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618437357674640e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550332471162809e-2f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402264791363012e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931472028550421e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  return _mm512_maskz_scalef_ps(kept, p, n);
+}
+
 // e^x. Cody-Waite reduction x = n ln2 + r (|r| <= ln2/2), Cephes' degree-6
 // polynomial for e^r (relative error below 2 ulp), and scalef for p * 2^n, which
 // underflows gracefully (subnormals, then 0 below -103.3: exp(-inf) = 0) and stays
