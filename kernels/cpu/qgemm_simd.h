@@ -107,6 +107,15 @@ struct QKernels {
     I quads(int v, const uint8_t* p, int j) const { return V::load(p + kQuadBytes * j + w[v].h * kVecBytes); }
     F f16_scales(int v, const uint8_t* p) const { return V::f16(p + w[v].h * 2 * L); }
 
+    // Quad j of block b's low and high 16 elements for every row of x, broadcast.
+    void x_quads(int64_t b, int j, I (&xl)[MB], I (&xh)[MB]) const {
+#pragma GCC unroll 8
+      for (int i = 0; i < MB; ++i) {
+        xl[i] = V::bcast4(x[i].q + 32 * b + 4 * j);
+        xh[i] = V::bcast4(x[i].q + 32 * b + 16 + 4 * j);
+      }
+    }
+
     template <QFormat kF>
     void prefetch(int64_t u) const {
       if constexpr (MB == 1 && kPrefetchBytes > 0) {
@@ -181,11 +190,7 @@ struct QKernels {
 #pragma GCC unroll 8
         for (int j = 0; j < 4; ++j) {
           I xl[MB], xh[MB];
-#pragma GCC unroll 8
-          for (int i = 0; i < MB; ++i) {
-            xl[i] = V::bcast4(x[i].q + 32 * b + 4 * j);
-            xh[i] = V::bcast4(x[i].q + 32 * b + 16 + 4 * j);
-          }
+          x_quads(b, j, xl, xh);
 #pragma GCC unroll 8
           for (int v = 0; v < NV; ++v) {
             const I p = quads(v, unit<kF>(v, u) + quants, j);
@@ -210,11 +215,7 @@ struct QKernels {
 #pragma GCC unroll 8
         for (int j = 0; j < 4; ++j) {
           I xl[MB], xh[MB];
-#pragma GCC unroll 8
-          for (int i = 0; i < MB; ++i) {
-            xl[i] = V::bcast4(x[i].q + 32 * b + 4 * j);
-            xh[i] = V::bcast4(x[i].q + 32 * b + 16 + 4 * j);
-          }
+          x_quads(b, j, xl, xh);
 #pragma GCC unroll 8
           for (int v = 0; v < NV; ++v) {
             const I p = quads(v, unit<kF>(v, u) + quants, j);
@@ -322,11 +323,7 @@ struct QKernels {
 #pragma GCC unroll 8
           for (int j = 0; j < 4; ++j) {
             I xl[MB], xh[MB];
-#pragma GCC unroll 8
-            for (int i = 0; i < MB; ++i) {
-              xl[i] = V::bcast4(x[i].q + 32 * b + 4 * j);
-              xh[i] = V::bcast4(x[i].q + 32 * b + 16 + 4 * j);
-            }
+            x_quads(b, j, xl, xh);
 #pragma GCC unroll 8
             for (int v = 0; v < NV; ++v) {
               const I p = quads(v, unit<kF>(v, sb) + blk, j);
