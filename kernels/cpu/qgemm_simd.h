@@ -83,12 +83,14 @@ struct QKernels {
   // One row of x (decode) streams the weight: the hardware prefetchers alone leave a
   // thread's stream of 16-row groups at ~35% of the cache-resident read probe
   // (SmolLM2 Q4_1 tg128: 155 t/s); asking for the bytes 1 KiB ahead brings it to ~55%
-  // (225 t/s); 512 B and 2-4 KiB were slower. A thread's groups are contiguous, so
+  // (225 t/s); 512 B and 2-4 KiB were slower then. A thread's groups are contiguous, so
   // "ahead" may be the next group; prefetching past the end is harmless. Decode also
   // reads several groups in lockstep (few_rows): more independent streams in flight and
   // one x broadcast shared by all of them took SmolLM2 q4_0 tg128 from ~270 to ~350 t/s
-  // and q8_0 from ~163 to ~195 (2 threads); 2 or 3 streams and 2 KiB ahead were no better.
-  static constexpr int64_t kPrefetchBytes = 1024;
+  // and q8_0 from ~163 to ~195 (2 threads); 2 or 3 streams were no better. With the
+  // lockstep streams, 2 KiB ahead beats 1 KiB (SmolLM2 q4_0 tg128 median ~408 -> ~445
+  // t/s, interleaved A/B; 3 and 4 KiB in between; q8_0 and Qwen2.5-0.5B unchanged).
+  static constexpr int64_t kPrefetchBytes = 2048;
   static void prefetch_bytes(const uint8_t* p, int64_t bytes) {
     for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p + off), _MM_HINT_T0);
   }
