@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -107,10 +108,14 @@ int main(int argc, char** argv) try {
     return 1;
   }
 
-  std::ofstream chart_file;
-  if (!chart.empty()) {  // opened now, so a bad path fails before the benchmarks rather than after
-    chart_file.open(chart, std::ios::binary);
-    QILIN_CHECK(chart_file.is_open(), "bench", "cannot write the chart to {}", chart);
+  if (!chart.empty()) {
+    // A bad path fails now rather than after the benchmarks; the file is written only
+    // once there are results, so a failed run leaves no empty chart behind (and an
+    // existing one untouched: opened for appending, nothing written).
+    const bool existed = std::filesystem::exists(chart);
+    const bool writable = std::ofstream(chart, std::ios::binary | std::ios::app).is_open();
+    if (!existed && writable) std::filesystem::remove(chart);
+    QILIN_CHECK(writable, "bench", "cannot write the chart to {}", chart);
   }
 
   const bool markdown = output == "md";
@@ -135,6 +140,7 @@ int main(int argc, char** argv) try {
     if (!side_by_side.empty()) fmt::print("\n{}", side_by_side);
   }
   if (!chart.empty()) {
+    std::ofstream chart_file(chart, std::ios::binary);
     chart_file << tools::bench_svg_chart(rows);
     chart_file.close();
     QILIN_CHECK(chart_file.good(), "bench", "could not write the chart to {}", chart);
