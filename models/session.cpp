@@ -15,11 +15,16 @@ namespace qilin {
 
 std::string_view name_of(StopReason r) noexcept {
   switch (r) {
-    case StopReason::eos: return "eos";
-    case StopReason::max_tokens: return "max_tokens";
-    case StopReason::stop_string: return "stop_string";
-    case StopReason::context_full: return "context_full";
-    case StopReason::cancelled: return "cancelled";
+    case StopReason::eos:
+      return "eos";
+    case StopReason::max_tokens:
+      return "max_tokens";
+    case StopReason::stop_string:
+      return "stop_string";
+    case StopReason::context_full:
+      return "context_full";
+    case StopReason::cancelled:
+      return "cancelled";
   }
   return "?";
 }
@@ -37,8 +42,8 @@ std::unordered_set<int32_t> end_of_generation_ids(const Model& model) {
   if (!model.has_tokenizer()) return ids;
   const Tokenizer& tok = model.tokenizer();
   if (tok.eos_id() >= 0) ids.insert(tok.eos_id());
-  for (const char* text : {"<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<|user|>",
-                           "<|observation|>", "<|end|>"}) {
+  for (const char* text :
+       {"<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<|user|>", "<|observation|>", "<|end|>"}) {
     const int32_t id = tok.token_id(text);
     if (id >= 0 && tok.is_special(id)) ids.insert(id);
   }
@@ -63,8 +68,7 @@ void Session::reset() {
 
 void Session::set_system_prompt(std::string system) { system_ = std::move(system); }
 
-GenerateResult Session::complete(std::string_view prompt, const GenerateOptions& options,
-                                 const TextCallback& on_text) {
+GenerateResult Session::complete(std::string_view prompt, const GenerateOptions& options, const TextCallback& on_text) {
   EncodeOptions enc;
   enc.add_special = tokens_.empty();  // BOS (when the tokenizer wants one) only at the very start
   std::vector<int32_t> wanted = tokens_;
@@ -93,7 +97,25 @@ GenerateResult Session::chat(std::string_view user_message, const GenerateOption
   // ("<|user|>", ChatGLM3's "sop") is encoded as text, as THUDM's own tokenizers do in
   // build_chat_input (contents encoded apart from the role tokens).
   enc.plain_ranges = prompt.contents;
-  GenerateResult result = run(model_.tokenizer().encode(prompt.text, enc), options, on_text);
+  // The streamed text leaves out the template's line break too (GLM: "\n", ChatGLM3
+  // "\n "), so that what a user sees is the content that joins the conversation. It may
+  // span two pieces: the first ones wait until the start of the reply is known.
+  const bool strip = template_.family == ChatFamily::glm4 || template_.family == ChatFamily::chatglm3;
+  std::string head;  // the reply so far, while its start is undecided
+  bool deciding = strip && on_text;
+  auto emit_head = [&] {
+    deciding = false;
+    const std::string_view content = template_.reply_content(head);
+    return content.empty() || on_text(content);
+  };
+  const TextCallback stream = !deciding ? on_text : TextCallback([&](std::string_view piece) {
+    if (!deciding) return on_text(piece);
+    head += piece;
+    if (head.size() < 2 && head.starts_with('\n')) return true;
+    return emit_head();
+  });
+  GenerateResult result = run(model_.tokenizer().encode(prompt.text, enc), options, stream);
+  if (deciding && !head.empty()) emit_head();
   messages_.push_back({"user", std::string(user_message)});
   // Without the template's own line break that the reply starts with (GLM), so that the
   // next turn renders this one as the chat template (transformers) would.

@@ -154,11 +154,16 @@ TEST_CASE("session: a GLM reply's leading newline is the template's, and the nex
   }
   s.reset();
   flat.max_new_tokens = 6;
-  const std::string reply = s.chat("Hi", flat).text;
+  std::string streamed;  // what qilin-generate -i prints
+  const std::string reply = s.chat("Hi", flat, [&](std::string_view piece) {
+                               streamed += piece;
+                               return true;
+                             }).text;
   INFO("seed " << seed);
   REQUIRE(reply.starts_with('\n'));
   REQUIRE(s.messages().size() == 2);
   CHECK(s.messages()[1].content == reply.substr(1));
+  CHECK(streamed == reply.substr(1));
 
   // Turn two with one token: the slot then holds exactly the prompt it rendered.
   const GenerateResult second = s.chat("Why?", greedy(1));
