@@ -41,8 +41,12 @@ bool uses_bf16_compute(const MatmulCall& c, bool scalar_ref) {
 // Four chunks per thread, not eight: SmolLM2's small decode matmuls (a 187 KB q4_0
 // attn_output is ~6 µs) lost more to claiming chunks than to the uneven end
 // (tg128, 2 threads: q4_0 ~360 -> ~420 t/s, q8_0 ~198 -> ~214, f16 ~87 -> ~91; Qwen2.5-0.5B unchanged).
+// Two, not four, once the quantized kernels prefetch 2 KiB ahead and warm every stream
+// at its start: each chunk opens new streams, and longer ones read faster (SmolLM2 q4_0
+// tg128 medians of 5 interleaved rounds: 4 chunks 429, 2 chunks 448, 1 chunk 441 t/s;
+// Qwen2.5-0.5B q4_0/q8_0 unchanged).
 constexpr int64_t kDynamicMaxRows = 4;
-constexpr int64_t kChunksPerThread = 4;
+constexpr int64_t kChunksPerThread = 2;
 
 // Calls fn(begin, end) over [0, n) in ranges whose boundaries are multiples of `grain`.
 template <class F>
