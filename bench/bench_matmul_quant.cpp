@@ -206,5 +206,26 @@ void register_kernels() {
 }
 [[maybe_unused]] const int registered_kernels = (register_kernels(), 0);
 
+// The avx2 level's Q8_0 kernels side by side (one thread): the sign trick of qgemm_simd.h
+// ("avx2") against vpmaddwd on int16 panels ("avx2_large", qgemm_q8_0_madd.h), where
+// large_min_m switches; K×N: SmolLM2-135M's MLP up and down, Qwen2.5-0.5B's up.
+void register_avx2_q8_0_kernels() {
+  for (const QuantShape& s : {QuantShape{576, 1536}, QuantShape{1536, 576}, QuantShape{896, 4864}}) {
+    for (bool large : {false, true}) {
+      for (cpu::Isa isa : {cpu::Isa::avx2, cpu::Isa::avx512}) {
+        for (int64_t m : {4, 8, 16, 32, 64, 512}) {
+          const std::string name = "matmul_quant_kernel/" + std::string(cpu::name_of(isa)) + (large ? "_large" : "") +
+                                   "/q8_0/" + std::to_string(s.k) + "x" + std::to_string(s.n) +
+                                   "/M:" + std::to_string(m);
+          benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
+            run_kernel(st, isa, large, DType::q8_0, s, m);
+          })->Unit(benchmark::kMicrosecond);
+        }
+      }
+    }
+  }
+}
+[[maybe_unused]] const int registered_avx2_q8_0 = (register_avx2_q8_0_kernels(), 0);
+
 }  // namespace
 }  // namespace qilin::bench

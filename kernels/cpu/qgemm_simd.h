@@ -506,7 +506,10 @@ struct QKernels {
     t.kernel[2] = {kernel<QFormat::q4_1>, names[2], kPackRows, true};
     t.kernel[3] = {kernel<QFormat::q4_k>, names[3], kPackRows, true};
     t.kernel[4] = {kernel<QFormat::q6_k>, names[4], kPackRows, true};
-    for (int f = 0; f < kQFormatCount; ++f) t.large[f] = t.kernel[f];  // one kernel for every m
+    for (int f = 0; f < kQFormatCount; ++f) {  // one kernel for every m (the level may add its own for many rows)
+      t.large[f] = t.kernel[f];
+      t.large_min_m[f] = QGemmTable::kNever;
+    }
   }
 };
 

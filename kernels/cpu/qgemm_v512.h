@@ -57,6 +57,7 @@ struct V512 {
   static I add32(I a, I b) { return _mm512_add_epi32(a, b); }
   static I maddubs(I u, I s) { return _mm512_maddubs_epi16(u, s); }
   static I madd1(I v) { return _mm512_madd_epi16(v, _mm512_set1_epi16(1)); }
+  static I madd(I a, I b) { return _mm512_madd_epi16(a, b); }
   static I dpbusd(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }  // instantiated at kVnni only
 
   struct Signed {
@@ -77,6 +78,7 @@ struct V512 {
   static F i8f(const uint8_t* p) {
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
   }
+  static F loadf(const float* p) { return _mm512_loadu_ps(p); }
   static F zerof() { return _mm512_setzero_ps(); }
   static F set1f(float v) { return _mm512_set1_ps(v); }
   static F mul(F a, F b) { return _mm512_mul_ps(a, b); }

@@ -1,11 +1,13 @@
 // Quantized-matmul kernels at the avx2 level: the kernels of qgemm_simd.h on
 // 256-bit vectors (8 weight rows, half a packed group) with vpmaddubsw +
-// vpmaddwd, and the AVX2 activation quantizer.
+// vpmaddwd, Q8_0 for many rows on int16 (qgemm_q8_0_madd.h), and the AVX2
+// activation quantizer.
 #include <immintrin.h>
 
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/cpu/qgemm_q8_0_madd.h"
 #include "kernels/cpu/qgemm_simd.h"
 #include "kernels/cpu/qgemm_table.h"
 
@@ -44,6 +46,7 @@ struct V256 {
   static I add32(I a, I b) { return _mm256_add_epi32(a, b); }
   static I maddubs(I u, I s) { return _mm256_maddubs_epi16(u, s); }
   static I madd1(I v) { return _mm256_madd_epi16(v, _mm256_set1_epi16(1)); }
+  static I madd(I a, I b) { return _mm256_madd_epi16(a, b); }
   static I dpbusd(I, I, I);  // no VNNI at this level: never instantiated
 
   struct Signed {
@@ -64,6 +67,7 @@ struct V256 {
   static F i8f(const uint8_t* p) {
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
   }
+  static F loadf(const float* p) { return _mm256_loadu_ps(p); }
   static F zerof() { return _mm256_setzero_ps(); }
   static F set1f(float v) { return _mm256_set1_ps(v); }
   static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
@@ -133,6 +137,12 @@ void fill_qgemm_avx2(QGemmTable& t) noexcept {
                                                         "avx2 q4_1 (vpmaddubsw)", "avx2 q4_k (vpmaddubsw)",
                                                         "avx2 q6_k (vpmaddubsw)"};
   QKernels<V256>::fill(t, kNames);
+  constexpr int kQ8 = static_cast<int>(QFormat::q8_0);
+  t.large[kQ8] = Q8MaddKernel<V256>::entry("avx2 q8_0 (vpmaddwd on int16, many rows)");
+  // From 16 rows the int16 kernel is ahead despite widening the weight per call
+  // (matmul_quant_kernel/avx2*/q8_0 in bench/bench_matmul_quant.cpp: 1 thread, 576x1536,
+  // M=8 ~94 vs ~105 GFLOP/s, M=16 ~111 vs ~105, M=512 ~129 vs ~95).
+  t.large_min_m[kQ8] = 16;
   t.quantize_x = quantize_x_avx2;
 }
 
