@@ -97,12 +97,11 @@ GenerateResult Session::chat(std::string_view user_message, const GenerateOption
   // ("<|user|>", ChatGLM3's "sop") is encoded as text, as THUDM's own tokenizers do in
   // build_chat_input (contents encoded apart from the role tokens).
   enc.plain_ranges = prompt.contents;
-  // The streamed text leaves out the template's line break too (GLM: "\n", ChatGLM3
-  // "\n "), so that what a user sees is the content that joins the conversation. It may
-  // span two pieces: the first ones wait until the start of the reply is known.
-  const bool strip = template_.family == ChatFamily::glm4 || template_.family == ChatFamily::chatglm3;
+  // The streamed text leaves out the template's line break too (GLM), so that what a
+  // user sees is the content that joins the conversation. The break may span two pieces
+  // (ChatGLM3's "\n "): the first pieces wait until the start of the reply is known.
   std::string head;  // the reply so far, while its start is undecided
-  bool deciding = strip && on_text;
+  bool deciding = on_text && !template_.reply_start_known(head);
   auto emit_head = [&] {
     deciding = false;
     const std::string_view content = template_.reply_content(head);
@@ -111,8 +110,7 @@ GenerateResult Session::chat(std::string_view user_message, const GenerateOption
   const TextCallback stream = !deciding ? on_text : TextCallback([&](std::string_view piece) {
     if (!deciding) return on_text(piece);
     head += piece;
-    if (head.size() < 2 && head.starts_with('\n')) return true;
-    return emit_head();
+    return !template_.reply_start_known(head) || emit_head();
   });
   GenerateResult result = run(model_.tokenizer().encode(prompt.text, enc), options, stream);
   if (deciding && !head.empty()) emit_head();

@@ -145,4 +145,10 @@ std::string_view ChatTemplate::reply_content(std::string_view generated) const {
   return generated;
 }
 
+bool ChatTemplate::reply_start_known(std::string_view head) const {
+  if (family == ChatFamily::glm4) return !head.empty();
+  if (family == ChatFamily::chatglm3) return !head.empty() && (!head.starts_with('\n') || head.size() >= 2);
+  return true;
+}
+
 }  // namespace qilin

@@ -62,6 +62,9 @@ struct ChatTemplate {
   // model writes the line break first; it is the template's, not the content's, and
   // keeping it would render the next turn with a doubled newline. Other families: as is.
   std::string_view reply_content(std::string_view generated) const;
+  // Whether `head`, the first text of a reply, settles what reply_content strips from any
+  // reply that starts with it (for streaming: text can be shown once this holds).
+  bool reply_start_known(std::string_view head) const;
 };
 
 }  // namespace qilin
