@@ -138,6 +138,33 @@ void convert_values(const KV* v, int64_t n, int64_t n_pad, int64_t head_dim, uin
   }
 }
 
+// Accumulator tiles 0, 1 (and 2, 3 for a second row tile) set to zero.
+template <int kR>
+inline void zero_accumulators() {
+  _tile_zero(0);
+  _tile_zero(1);
+  if constexpr (kR == 2) {
+    _tile_zero(2);
+    _tile_zero(3);
+  }
+}
+
+// One step of a kR x 2 tile product: tiles 0, 1 += the A tile at a times the B tiles at b and
+// b + kTileElements (64-byte rows); with kR == 2 also tiles 2, 3 += the A tile at a + a_next.
+template <int kR>
+inline void dp_step(const uint16_t* a, int64_t a_stride, int64_t a_next, const uint16_t* b) {
+  QILIN_TILE_LOAD(4, a, a_stride);
+  QILIN_TILE_LOAD(6, b, 64);
+  QILIN_TILE_LOAD(7, b + kTileElements, 64);
+  _tile_dpbf16ps(0, 4, 6);
+  _tile_dpbf16ps(1, 4, 7);
+  if constexpr (kR == 2) {
+    QILIN_TILE_LOAD(5, a + a_next, a_stride);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+}
+
 // Scores of query rows [16 rt, 16 (rt + kR)) x keys [0, 16 key_tiles) into s (its rows 0 .. 16 kR,
 // kRowKeys floats apart); qb rows are head_dim bf16 apart.
 template <int kR>
@@ -146,25 +173,9 @@ void score_tiles(const uint16_t* qb, int64_t head_dim, const uint16_t* kb, int64
   const uint16_t* q_rows = qb + rt * 16 * head_dim;
   float* s_rows = s;
   for (int64_t t = 0; t < key_tiles; t += 2) {
-    _tile_zero(0);
-    _tile_zero(1);
-    if constexpr (kR == 2) {
-      _tile_zero(2);
-      _tile_zero(3);
-    }
+    zero_accumulators<kR>();
     for (int64_t st = 0; st < head_dim / kStep; ++st) {
-      const uint16_t* a = q_rows + kStep * st;
-      const uint16_t* b = kb + (st * key_tiles + t) * kTileElements;
-      QILIN_TILE_LOAD(4, a, q_stride);
-      QILIN_TILE_LOAD(6, b, 64);
-      QILIN_TILE_LOAD(7, b + kTileElements, 64);
-      _tile_dpbf16ps(0, 4, 6);
-      _tile_dpbf16ps(1, 4, 7);
-      if constexpr (kR == 2) {
-        QILIN_TILE_LOAD(5, a + 16 * head_dim, q_stride);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
-      }
+      dp_step<kR>(q_rows + kStep * st, q_stride, 16 * head_dim, kb + (st * key_tiles + t) * kTileElements);
     }
     float* c = s_rows + 16 * t;
     QILIN_TILE_STORE(0, c, s_stride);
@@ -187,12 +198,7 @@ void value_tiles(const uint16_t* p, const uint16_t* vb, int64_t key_steps, int64
     float* o0 = o + rt * 16 * head_dim + 16 * c;
     float* o1 = o0 + 16 * head_dim;
     if (first) {
-      _tile_zero(0);
-      _tile_zero(1);
-      if constexpr (kR == 2) {
-        _tile_zero(2);
-        _tile_zero(3);
-      }
+      zero_accumulators<kR>();
     } else {
       QILIN_TILE_LOAD(0, o0, o_stride);
       QILIN_TILE_LOAD(1, o0 + 16, o_stride);
@@ -202,18 +208,7 @@ void value_tiles(const uint16_t* p, const uint16_t* vb, int64_t key_steps, int64
       }
     }
     for (int64_t u = 0; u < key_steps; ++u) {
-      const uint16_t* a = p_rows + kStep * u;
-      const uint16_t* b = vb + (u * d_tiles + c) * kTileElements;
-      QILIN_TILE_LOAD(4, a, p_stride);
-      QILIN_TILE_LOAD(6, b, 64);
-      QILIN_TILE_LOAD(7, b + kTileElements, 64);
-      _tile_dpbf16ps(0, 4, 6);
-      _tile_dpbf16ps(1, 4, 7);
-      if constexpr (kR == 2) {
-        QILIN_TILE_LOAD(5, a + 16 * kRowKeys, p_stride);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
-      }
+      dp_step<kR>(p_rows + kStep * u, p_stride, 16 * kRowKeys, vb + (u * d_tiles + c) * kTileElements);
     }
     QILIN_TILE_STORE(0, o0, o_stride);
     QILIN_TILE_STORE(1, o0 + 16, o_stride);
