@@ -22,6 +22,7 @@
 #include "models/cuda_decoder.h"
 #include "models/model.h"
 #include "models/session.h"
+#include "smollm2_model.h"
 #include "test_cuda_common.h"
 
 using namespace qilin;
@@ -235,23 +236,9 @@ TEST_CASE("model cuda: a model that does not fit is refused with the bytes neede
 
 namespace {
 
-std::string smollm2_path() {
-  if (const char* p = std::getenv("QILIN_SMOLLM2_GGUF")) return p;
-  const char* dir = std::getenv("QILIN_MODEL_DIR");
-  const char* home = std::getenv("HOME");
-  const std::string base = dir ? dir : std::string(home ? home : "") + "/.cache/qilin/models";
-  return base + "/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
-
-nlohmann::json smollm2_reference() {
-  std::ifstream in(std::string(QILIN_TEST_DATA_DIR) + "/models/smollm2_reference.json");
-  REQUIRE(in.good());
-  return nlohmann::json::parse(in);
-}
-
 std::string require_smollm2() {
   require_cuda();
-  const std::string path = smollm2_path();
+  const std::string path = smollm2_gguf_path();
   if (!std::filesystem::exists(path)) skip(path + " not found; run scripts/fetch-model.sh");
   return path;
 }

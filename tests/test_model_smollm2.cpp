@@ -19,33 +19,21 @@
 #include "models/session.h"
 #include "models/tokenizer/chat_template.h"
 #include "skip.h"
+#include "smollm2_model.h"
 
 using namespace qilin;
+using namespace qilin::test;
 
 namespace {
 
-std::string model_path() {
-  if (const char* p = std::getenv("QILIN_SMOLLM2_GGUF")) return p;
-  const char* dir = std::getenv("QILIN_MODEL_DIR");
-  const char* home = std::getenv("HOME");
-  const std::string base = dir ? dir : std::string(home ? home : "") + "/.cache/qilin/models";
-  return base + "/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
-
-nlohmann::json reference() {
-  std::ifstream in(std::string(QILIN_TEST_DATA_DIR) + "/models/smollm2_reference.json");
-  REQUIRE(in.good());
-  return nlohmann::json::parse(in);
-}
-
 Model& smollm2() {
   static std::unique_ptr<Model> model = [] {
-    const std::string path = model_path();
+    const std::string path = smollm2_gguf_path();
     if (!std::filesystem::exists(path)) test::skip(path + " not found; run scripts/fetch-model.sh");
     LoadOptions o;
     o.threads = 2;
     o.context = 256;
-    o.kv_type = DType::f32;      // the reference runs in float32 throughout
+    o.kv_type = DType::f32;  // the reference runs in float32 throughout
     o.bf16_prefill = false;
     o.dequantize = true;  // Q4_1 / Q8_0 -> f32 exactly, as transformers does
     o.dequantize_to = DType::f32;
@@ -56,12 +44,13 @@ Model& smollm2() {
 
 }  // namespace
 
-TEST_CASE("smollm2: prompts tokenize to the reference ids; chat prompts render as its template", "[smollm2][model][no_qemu]") {
+TEST_CASE("smollm2: prompts tokenize to the reference ids; chat prompts render as its template",
+          "[smollm2][model][no_qemu]") {
   Model& m = smollm2();
   const ChatTemplate tmpl = ChatTemplate::detect(m.tokenizer().chat_template());
   EncodeOptions enc;
   enc.add_special = false;
-  const nlohmann::json ref = reference();  // named: a temporary would die before the loop body
+  const nlohmann::json ref = smollm2_reference();  // named: a temporary would die before the loop body
   for (const auto& c : ref.at("cases")) {
     INFO("case " << c.at("name").get<std::string>());
     const std::string prompt = c.at("prompt").get<std::string>();
@@ -75,7 +64,7 @@ TEST_CASE("smollm2: prompts tokenize to the reference ids; chat prompts render a
 
 TEST_CASE("smollm2: greedy continuations and top-5 logits match transformers", "[smollm2][model][no_qemu]") {
   Model& m = smollm2();
-  const nlohmann::json ref = reference();
+  const nlohmann::json ref = smollm2_reference();
   for (const auto& c : ref.at("cases")) {
     INFO("case " << c.at("name").get<std::string>());
     const auto prompt = c.at("prompt_ids").get<std::vector<int32_t>>();
@@ -112,7 +101,7 @@ TEST_CASE("smollm2: greedy continuations and top-5 logits match transformers", "
 
 TEST_CASE("smollm2: the session API reproduces the greedy chat answer", "[smollm2][model][no_qemu]") {
   Model& m = smollm2();
-  const nlohmann::json ref = reference();  // named: a temporary would die before the loop body
+  const nlohmann::json ref = smollm2_reference();  // named: a temporary would die before the loop body
   for (const auto& c : ref.at("cases")) {
     if (c.at("kind") != "chat") continue;
     INFO("case " << c.at("name").get<std::string>());

@@ -10,6 +10,7 @@
 #include "core/half.h"
 #include "kernels/cpu/ops_table.h"
 #include "kernels/ops.h"
+#include "test_attention_cache.h"
 #include "test_ops_common.h"
 
 using namespace qilin;
@@ -52,36 +53,6 @@ std::vector<double> naive_attention(const std::vector<float>& q, int64_t n_q, in
 
 struct AttentionCase {
   int64_t n_heads, n_kv_heads, head_dim;
-};
-
-// Builds a cache of `dtype` (f32 or f16) from values in [-1, 1]; positions from
-// `valid` on hold NaN, so reading past the causal limit poisons the result.
-struct Cache {
-  std::vector<float> k, v;         // the values the kernels see, as f32
-  std::vector<uint16_t> k16, v16;  // the f16 cache, when dtype is f16
-  TensorView k_view, v_view;
-
-  Cache(DType dtype, int64_t n_kv, int64_t max_pos, int64_t head_dim, int64_t valid, uint32_t seed) {
-    const size_t n = static_cast<size_t>(n_kv * max_pos * head_dim);
-    k = random_floats(n, -1, 1, seed);
-    v = random_floats(n, -1, 1, seed + 1);
-    for (size_t i = 0; i < n; ++i) {
-      if (static_cast<int64_t>(i / static_cast<size_t>(head_dim)) % max_pos >= valid) k[i] = v[i] = NAN;
-    }
-    const Shape shape{n_kv, max_pos, head_dim};
-    if (dtype == DType::f16) {
-      k16.resize(n), v16.resize(n);
-      for (size_t i = 0; i < n; ++i) {
-        k16[i] = f32_to_f16(k[i]), v16[i] = f32_to_f16(v[i]);
-        k[i] = f16_to_f32(k16[i]), v[i] = f16_to_f32(v16[i]);
-      }
-      k_view = TensorView(k16.data(), shape, DType::f16);
-      v_view = TensorView(v16.data(), shape, DType::f16);
-    } else {
-      k_view = TensorView(k.data(), shape, DType::f32);
-      v_view = TensorView(v.data(), shape, DType::f32);
-    }
-  }
 };
 
 }  // namespace

@@ -6,12 +6,13 @@
 // then quantized: the same bytes as quantizing a dequantized f32 file).
 // Skipped (exit 4) when the model has not been fetched; scripts/test.sh fetches it.
 // Label slow (tests/CMakeLists.txt): about a minute; not in the sanitizer run.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
-#include <unistd.h>
 
 #include "common/cli.h"
 #include "common/perplexity.h"
@@ -19,19 +20,13 @@
 #include "models/model.h"
 #include "models/quantize.h"
 #include "skip.h"
+#include "smollm2_model.h"
 
 using namespace qilin;
 using namespace qilin::tools;
+using namespace qilin::test;
 
 namespace {
-
-std::string model_path() {
-  if (const char* p = std::getenv("QILIN_SMOLLM2_GGUF")) return p;
-  const char* dir = std::getenv("QILIN_MODEL_DIR");
-  const char* home = std::getenv("HOME");
-  const std::string base = dir ? dir : std::string(home ? home : "") + "/.cache/qilin/models";
-  return base + "/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
 
 // As the report runs qilin-perplexity: -c 512, --no-bf16 (prefill of float weights in
 // their own type, so a row measures its weight type alone), f16 KV cache.
@@ -58,7 +53,7 @@ struct Bound {
 
 TEST_CASE("quantized SmolLM2 stays within the accuracy report's bounds of its f32 weights",
           "[smollm2][quant][no_qemu]") {
-  const std::string source = model_path();
+  const std::string source = smollm2_gguf_path();
   if (!std::filesystem::exists(source)) test::skip(source + " not found; run scripts/fetch-model.sh");
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("qilin_quant_accuracy_" + std::to_string(::getpid()));
