@@ -18,6 +18,7 @@
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/matmul_cuda.h"
 #include "kernels/matmul_paths.h"
+#include "kernels/ops.h"
 
 namespace qilin {
 namespace {
@@ -377,6 +378,26 @@ void matmul(const TensorView& x, const MatmulWeight& w, const TensorView& y, Thr
   const detail::MatmulCall call = checked_call(x, w, y, pool, opts);
   if (call.m == 0) return;
   const MatmulPath path = plan_matmul(call.m, w, opts);
+  run_path(path, call);
+  if (opts.verbose || verbose_from_environment()) print_plan_once(path, call.m, w, opts, pool.size());
+}
+
+void matmul_swiglu(const TensorView& gate, const TensorView& up, const MatmulWeight& w, const TensorView& y,
+                   ThreadPool& pool, const MatmulOptions& opts) {
+  detail::MatmulCall call = checked_call(gate, w, y, pool, opts);
+  if (up.dtype() != DType::f32 || up.device() != gate.device() || up.shape() != gate.shape() ||
+      (up.ndim() > 2 && !up.is_contiguous()) || up.row_stride_bytes() % 4 != 0) {
+    fail("matmul", "matmul_swiglu: up is {} {} on {} but gate is {} f32 on {}: they must match, with contiguous rows",
+         up.shape().str(), name_of(up.dtype()), name_of(up.device()), gate.shape().str(), name_of(gate.device()));
+  }
+  if (call.m == 0) return;
+  const MatmulPath path = plan_matmul(call.m, w, opts);
+  if (detail::swiglu_folds_into(path, w.view().dtype())) {
+    call.up = up.data_as<float>();
+    call.ldup = up.row_stride_bytes() / 4;
+  } else {
+    swiglu(gate, up, gate, pool);
+  }
   run_path(path, call);
   if (opts.verbose || verbose_from_environment()) print_plan_once(path, call.m, w, opts, pool.size());
 }

@@ -107,6 +107,17 @@ MatmulPath plan_matmul(int64_t m, const MatmulWeight& w, const MatmulOptions& op
 void matmul(const TensorView& x, const MatmulWeight& w, const TensorView& y, ThreadPool& pool,
             const MatmulOptions& opts = {});
 
+// y = (silu(gate) ⊙ up) · Wᵀ: an MLP's down projection with SwiGLU applied to its
+// input; gate and up are [M, K] f32 with contiguous rows. The same result, bit for
+// bit, as swiglu(gate, up, gate) and then matmul(gate, w, y). Where the path prepares
+// x anyway (block-format weights on the own kernels quantize or round it), the
+// product is formed row by row as x is prepared and never written out: prefill then
+// streams gate and up once instead of writing and re-reading an [M, K] f32 product.
+// Elsewhere swiglu() runs first, into `gate`: treat gate's contents as clobbered.
+// CPU tensors only (the CUDA decoder runs cuda::swiglu, then matmul).
+void matmul_swiglu(const TensorView& gate, const TensorView& up, const MatmulWeight& w, const TensorView& y,
+                   ThreadPool& pool, const MatmulOptions& opts = {});
+
 // y[i] = x · W[i]ᵀ for several weights that read the same activations (a layer's
 // Q, K and V projections; the MLP's gate and up). The same result as one matmul()
 // per weight, but on the own CPU kernels the rows of every weight are split over the

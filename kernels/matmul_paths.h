@@ -26,6 +26,10 @@ struct MatmulCall {
   const MatmulWeight& w;
   ThreadPool& pool;
   const MatmulOptions& opts;
+  // matmul_swiglu: when set, the activations are silu(x) * up (x holds the gate), which
+  // the quantized paths form row by row as they prepare x (see swiglu_folds_into).
+  const float* up = nullptr;
+  int64_t ldup = 0;
 };
 
 // With MatmulOptions::allow_bf16_compute, float weights are multiplied in bf16 from
@@ -69,6 +73,10 @@ struct QuantPackDeleter {
 void prepare_quant(const MatmulWeight& w, ThreadPool* pool);
 size_t quant_packed_bytes(const MatmulWeight& w) noexcept;
 const char* quant_kernel_name(int64_t m, DType w, bool scalar_ref);
+
+// Whether `path` forms matmul_swiglu's activations itself, row by row as it prepares x
+// (quantized weights on the own kernels); on the other paths swiglu() runs first.
+bool swiglu_folds_into(MatmulPath path, DType w) noexcept;
 
 // One quantized product, ready to run over rows [n0, n1) of its weight on any thread:
 // kernel->fn(args, n0, n1), n0 a multiple of kernel->n_grain.

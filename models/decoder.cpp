@@ -255,8 +255,7 @@ void Decoder::mlp_block(const Layer& layer, int64_t n_tokens, ThreadPool& pool) 
   const MatmulWeight* gate_up_w[2] = {&layer.gate, &layer.up};
   const TensorView gate_up_y[2] = {gate, up};
   matmul_group(h, gate_up_w, gate_up_y, pool, options_.matmul);
-  swiglu(gate, up, gate, pool);
-  matmul(gate, layer.down, h, pool, options_.matmul);
+  matmul_swiglu(gate, up, layer.down, h, pool, options_.matmul);
   if (config_.post_norms) rmsnorm(h, layer.ffn_post_norm, config_.norm_eps, h, pool);  // GLM-4-0414
   add_inplace(x, h, pool);
 }
