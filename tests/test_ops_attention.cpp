@@ -128,6 +128,46 @@ TEST_CASE("ops: attention rescales correctly when every chunk of keys brings a n
   });
 }
 
+// The decode kernels (OpsTable::attention_*) called directly for every group size they
+// take: the SIMD levels template on the group and score keys in runs of 1 to 4 within
+// 16- (or 8-) key blocks of 128-key chunks, so contexts straddle each of those edges.
+TEST_CASE("ops: decode attention kernels match ref for every group size, chunk edge and cache type",
+          "[ops][attention]") {
+  const cpu::OpsTable& ref = cpu::ops_table(cpu::Isa::ref);
+  for (int64_t head_dim : {64, 128, 40, 7}) {
+    for (int64_t n_ctx : {1, 3, 15, 16, 17, 129, 300}) {
+      for (DType dtype : {DType::f32, DType::f16, DType::q8_0}) {
+        if (dtype == DType::q8_0 && head_dim % kQK != 0) continue;
+        const int64_t max_pos = n_ctx + 2;
+        const Cache cache(dtype, 1, max_pos, head_dim, n_ctx, static_cast<uint32_t>(head_dim + n_ctx));
+        const auto q = random_floats(static_cast<size_t>(cpu::kAttentionMaxGroup * head_dim), -1, 1, 17);
+        const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+        for (int64_t group = 1; group <= cpu::kAttentionMaxGroup; ++group) {
+          INFO("head_dim " << head_dim << " n_ctx " << n_ctx << " " << name_of(dtype) << " group " << group);
+          auto run = [&](const cpu::OpsTable& kt, std::vector<float>& out) {
+            if (dtype == DType::f32) {
+              kt.attention_f32(q.data(), group, cache.k.data(), cache.v.data(), n_ctx, head_dim, scale, out.data());
+            } else if (dtype == DType::f16) {
+              kt.attention_f16(q.data(), group, cache.k16.data(), cache.v16.data(), n_ctx, head_dim, scale, out.data());
+            } else {
+              kt.attention_q8_0(q.data(), group, cache.k8.data(), cache.v8.data(), n_ctx, head_dim, scale, out.data());
+            }
+          };
+          std::vector<float> want(static_cast<size_t>(group * head_dim), NAN);
+          run(ref, want);
+          for_each_isa([&](cpu::Isa isa) {
+            std::vector<float> out(want.size(), NAN);
+            run(cpu::ops_table(isa), out);
+            // As in the first test: every level reads the same f32 values of the cache (f16 and
+            // q8_0 convert exactly); f32 dots and a polynomial exp move outputs by < 3e-6.
+            require_close(out, want, 3e-6, 0);
+          });
+        }
+      }
+    }
+  }
+}
+
 // ---- blocked (prefill) attention ------------------------------------------------------
 
 namespace {

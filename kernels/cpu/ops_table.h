@@ -84,8 +84,8 @@ struct OpsTable {
   //   out_i = sum_j softmax_j(scale * q_i . k_j) v_j      j in [0, n_ctx)
   // q and out are n_q rows of head_dim floats (row stride head_dim); k and v are
   // n_ctx rows of head_dim elements (row stride head_dim), f32 or IEEE f16, or of
-  // head_dim / 32 q8_0 blocks (head_dim a multiple of 32; the SIMD levels dequantize
-  // each chunk of rows to f32 and share the f32 code).
+  // head_dim / 32 q8_0 blocks (head_dim a multiple of 32; the SIMD levels convert
+  // each slice of a row to f32 in registers as they read it, with one shared code).
   // n_q <= kAttentionMaxGroup, head_dim <= kAttentionMaxHeadDim, n_ctx >= 1.
   void (*attention_f32)(const float* q, int64_t n_q, const float* k, const float* v, int64_t n_ctx, int64_t head_dim,
                         float scale, float* out) noexcept;
