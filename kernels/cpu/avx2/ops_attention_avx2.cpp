@@ -15,6 +15,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "core/half.h"
 #include "kernels/cpu/avx2/ops_math_avx2.h"
@@ -73,6 +74,19 @@ inline __m256 load8(Q8Row row, int64_t d) {
   return _mm256_mul_ps(_mm256_broadcast_ss(row.scales + d / kQK), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(qs)));
 }
 inline __m256 load8_tail(Q8Row row, int64_t d, int64_t) { return load8(row, d); }
+
+// Prefetches cache rows [r0, r1) into L1. In decode the KV cache comes from L3 or DRAM
+// (the weights have streamed through the caches since the layer last read it), and the
+// hardware prefetchers stop at every 4 KiB page (see the AVX-512 level for the measurement).
+template <class KV>
+inline void prefetch_rows(const KV* cache, int64_t r0, int64_t r1, int64_t head_dim) {
+  const int64_t row_bytes =
+      static_cast<int64_t>(sizeof(KV)) * (std::is_same_v<KV, BlockQ8_0> ? head_dim / kQK : head_dim);
+  const char* first = reinterpret_cast<const char*>(cache) + r0 * row_bytes;
+  const int64_t bytes = (r1 - r0) * row_bytes;
+  for (int64_t b = 0; b < bytes; b += 64) _mm_prefetch(first + b, _MM_HINT_T0);
+  if (bytes > 0) _mm_prefetch(first + bytes - 1, _MM_HINT_T0);
+}
 
 // Reduces eight 8-lane sums to one vector of their eight totals.
 inline __m256 reduce8(const __m256 (&a)[8]) {
@@ -209,11 +223,18 @@ void attention(const float* q, const KV* k, const KV* v, int64_t n_ctx, int64_t 
   for (int64_t i = 0; i < G * head_dim; ++i) acc[i] = 0.0f;
   for (int g = 0; g < G; ++g) max[g] = -__builtin_inff(), sum[g] = 0.0f;
 
+  // K rows are prefetched kAhead keys ahead of the scores (across chunk ends); V rows
+  // while the same chunk's scores are computed, for the values pass that follows.
+  constexpr int64_t kAhead = 32;
+  prefetch_rows(k, 0, n_ctx < kAhead ? n_ctx : kAhead, head_dim);
   for (int64_t c0 = 0; c0 < n_ctx; c0 += kChunk) {
     const int64_t n = n_ctx - c0 < kChunk ? n_ctx - c0 : kChunk;
     keys.start(k, c0, n);
     values.start(v, c0, n);
     for (int64_t j = 0; j < n; j += 8) {
+      const int64_t r = c0 + j, ahead_end = r + kAhead + 8 < n_ctx ? r + kAhead + 8 : n_ctx;
+      if (r + kAhead < ahead_end) prefetch_rows(k, r + kAhead, ahead_end, head_dim);
+      prefetch_rows(v, r, r + 8 < n_ctx ? r + 8 : n_ctx, head_dim);
       score_block<G>(q, keys, j, n - j < 8 ? n - j : 8, head_dim, scale, p + j, kChunk, partial);
     }
     // Online softmax: weights relative to the running max; rescale what came before.
