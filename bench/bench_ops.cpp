@@ -184,7 +184,7 @@ void register_attention(cpu::Isa isa) {
     for (DType dtype : {DType::f32, DType::f16, DType::q8_0}) {
       for (int threads : {1, all_threads()}) {
         // Decode: one query at position ctx - 1.
-        for (int64_t ctx : {128, 512, 2048}) {
+        for (int64_t ctx : {64, 128, 512, 2048}) {
           const int64_t kv_bytes = 2 * m.n_kv_heads * ctx * static_cast<int64_t>(row_bytes(dtype, m.head_dim));
           const std::string shape = std::string(m.name) + "/" + std::string(name_of(dtype)) +
                                     "/decode/ctx:" + std::to_string(ctx) + "/threads:" + std::to_string(threads);
