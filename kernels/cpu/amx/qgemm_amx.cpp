@@ -23,31 +23,52 @@ namespace {
 
 constexpr int64_t kPairsBytesPerK = 32;  // a group's bf16 weights: 16 rows × 2 bytes per element of K
 
-// Blocks [b0, b1) of the unpacked int8 group as bf16 B tiles: per 32 elements of K,
-// 16 rows of 64 bytes, row p holding elements 2p, 2p + 1 of each of the 16 weight
-// rows (w = A·q + B, rounded to nearest even).
-void dequantize_group(const Unpacked& u, int64_t b0, int64_t b1, uint16_t* dst) {
+// One quad vector (element 4j + t of the 16 rows in byte t of lane n) as bf16 pair
+// rows 2j and 2j + 1 of a B tile: w = a·q + min, rounded to nearest even.
+inline void store_pairs(__m512i q, __m512 a, __m512 min, __m512i interleave, uint16_t* out) {
+  __m512 w[4];  // element 4j + t of the 16 rows
+  w[0] = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(q, 24), 24));
+  w[1] = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(q, 16), 24));
+  w[2] = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(q, 8), 24));
+  w[3] = _mm512_cvtepi32_ps(_mm512_srai_epi32(q, 24));
+  for (__m512& v : w) v = _mm512_fmadd_ps(v, a, min);
   // Lane n of a pair row: element 2p of weight row n, then element 2p + 1.
-  alignas(64) static constexpr uint16_t kInterleave[32] = {0,  16, 1,  17, 2,  18, 3,  19, 4,  20, 5,
-                                                           21, 6,  22, 7,  23, 8,  24, 9,  25, 10, 26,
-                                                           11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i p0 = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(w[1], w[0]));
+  const __m512i p1 = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(w[3], w[2]));
+  _mm512_storeu_si512(out, _mm512_permutexvar_epi16(interleave, p0));
+  _mm512_storeu_si512(out + 32, _mm512_permutexvar_epi16(interleave, p1));
+}
+
+alignas(64) constexpr uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                  8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+
+// Blocks [b0, b1) of the unpacked int8 group as bf16 B tiles: per 32 elements of K,
+// 16 rows of 64 bytes, row p holding elements 2p, 2p + 1 of each of the 16 weight rows.
+void dequantize_group(const Unpacked& u, int64_t b0, int64_t b1, uint16_t* dst) {
   const __m512i interleave = _mm512_load_si512(kInterleave);
   for (int64_t b = b0; b < b1; ++b) {
     const __m512 min = _mm512_loadu_ps(u.min + b * kTile);
     for (int j = 0; j < 8; ++j) {
       const __m512 a = _mm512_loadu_ps(u.scale + b * 2 * kTile + (j < 4 ? 0 : kTile));
       const __m512i q = _mm512_loadu_si512(u.quads + b * kBlockBytes + kQuadBytes * j);
-      __m512 w[4];  // element 4j + t of the 16 rows
-      w[0] = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(q, 24), 24));
-      w[1] = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(q, 16), 24));
-      w[2] = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(q, 8), 24));
-      w[3] = _mm512_cvtepi32_ps(_mm512_srai_epi32(q, 24));
-      for (__m512& v : w) v = _mm512_fmadd_ps(v, a, min);
-      uint16_t* out = dst + b * 512 + 2 * j * 32;  // pair rows 2j and 2j + 1
-      const __m512i p0 = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(w[1], w[0]));
-      const __m512i p1 = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(w[3], w[2]));
-      _mm512_storeu_si512(out, _mm512_permutexvar_epi16(interleave, p0));
-      _mm512_storeu_si512(out + 32, _mm512_permutexvar_epi16(interleave, p1));
+      store_pairs(q, a, min, interleave, dst + b * 512 + 2 * j * 32);
+    }
+  }
+}
+
+// The same for Q8_0 straight from the packed group: its quads need only their +128
+// removed and every block has one scale and no offset, so it skips the Unpacked copy
+// (a 512-byte store and reload per block) that the other formats go through.
+void dequantize_q8_0_group(const uint8_t* g, int64_t b0, int64_t b1, uint16_t* dst) {
+  const __m512i interleave = _mm512_load_si512(kInterleave);
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t b = b0; b < b1; ++b) {
+    const uint8_t* unit = g + b * qpack_unit_bytes(QFormat::q8_0);
+    const __m512 d = f16x16(unit + qpack::kScales);
+    for (int j = 0; j < 8; ++j) {
+      const __m512i q = _mm512_xor_si512(_mm512_loadu_si512(unit + qpack::kQ8Quants + kQuadBytes * j), flip);
+      store_pairs(q, d, zero, interleave, dst + b * 512 + 2 * j * 32);
     }
   }
 }
@@ -203,8 +224,12 @@ void qgemm_amx_bf16(const QGemmArgs& a, int64_t n_begin, int64_t n_end) noexcept
       const int groups = g + 1 < g_end ? 2 : 1;
       Block blk{a, {w[0], w[1]}, {0, 0}, {0, 0}, spill, b0, b1, k0 > 0};
       for (int i = 0; i < groups; ++i) {
-        unpack_group<kF>(base + (g + i) * group_bytes, b0, b1, u);
-        dequantize_group(u, b0, b1, w[i]);
+        if constexpr (kF == QFormat::q8_0) {
+          dequantize_q8_0_group(base + (g + i) * group_bytes, b0, b1, w[i]);
+        } else {
+          unpack_group<kF>(base + (g + i) * group_bytes, b0, b1, u);
+          dequantize_group(u, b0, b1, w[i]);
+        }
         blk.n0[i] = (g + i) * kPackRows;
         blk.valid[i] = static_cast<int>(n_end - blk.n0[i] < kPackRows ? n_end - blk.n0[i] : kPackRows);
       }
