@@ -12,11 +12,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "common/cli.h"
 #include "common/perplexity.h"
 #include "core/thread_pool.h"
+#include "kernels/cpu/isa.h"
 #include "models/model.h"
 #include "models/quantize.h"
 #include "skip.h"
@@ -69,18 +71,32 @@ TEST_CASE("quantized SmolLM2 stays within the accuracy report's bounds of its f3
   const TokenizedText tokens = tokenize_for_perplexity(reference->tokenizer(), text);
   REQUIRE(tokens.ids.size() >= 3000);  // "a few thousand tokens"
 
-  // Measured (docs/performance.md, the whole text): q8_0 PPL x1.0013, KL 0.0021, same top
-  // 97.2%; q6_k x1.0080, 0.0088, 93.7%; q4_k_m x1.0076, 0.0082, 93.7%; q4_0 x1.306, 0.40,
-  // 60.6% (q4_0's symmetric grid fits Q4_1's asymmetric levels worst). Each bound leaves
-  // room for a change of rounding in the kernels, not for a format getting worse.
-  const Bound bounds[] = {
+  // Measured (docs/performance.md, the whole text) at the amx level, whose kernels for
+  // many rows multiply x rounded to bf16: q8_0 PPL x1.0013, KL 0.0021, same top 97.2%;
+  // q6_k x1.0080, 0.0088, 93.7%; q4_k_m x1.0076, 0.0082, 93.7%; q4_0 x1.306, 0.40, 60.6%
+  // (q4_0's symmetric grid fits Q4_1's asymmetric levels worst). Each bound leaves room
+  // for a change of rounding in the kernels, not for a format getting worse.
+  const Bound bf16_x_bounds[] = {
       {"q8_0", 1.01, 0.005, 0.95},  // the issue's bound: within 1% of the f32 perplexity
       {"q6_k", 1.02, 0.015, 0.91},
       {"q4_k_m", 1.02, 0.015, 0.91},
       {"q4_0", 1.40, 0.55, 0.55},
   };
+  // Below amx (avx2, avx512, avx512_bf16) every row of x is quantized to 8-bit blocks, as
+  // in llama.cpp, which adds its own error: q8_0 x1.006, KL 0.0057-0.0059, same top
+  // 94.3-94.6%; q6_k x1.0098-1.0139, 0.0124-0.0125, 91.3-91.7%; q4_k_m x1.0081-1.0083,
+  // 0.0119-0.0120, 92.0%; q4_0 x1.307-1.312, 0.40, 59.7-60.5%. The q8_0 perplexity bound
+  // is the issue's 1% at every level.
+  const Bound int8_x_bounds[] = {
+      {"q8_0", 1.01, 0.008, 0.93},
+      {"q6_k", 1.025, 0.018, 0.89},
+      {"q4_k_m", 1.02, 0.016, 0.90},
+      {"q4_0", 1.40, 0.55, 0.55},
+  };
+  const bool bf16_x = cpu::active_isa() >= cpu::Isa::amx;
+  INFO("isa " << cpu::name_of(cpu::active_isa()));
   ThreadPool pool(2);
-  for (const Bound& b : bounds) {
+  for (const Bound& b : bf16_x ? std::span<const Bound>(bf16_x_bounds) : std::span<const Bound>(int8_x_bounds)) {
     INFO(b.type);
     QuantizeOptions q;
     REQUIRE(quant_type_from_name(b.type, &q.type));
