@@ -179,12 +179,12 @@ void register_embedding(cpu::Isa isa) {
 }
 
 void register_attention(cpu::Isa isa) {
-  const int64_t max_pos = 2048;
+  const int64_t max_pos = 4096;
   for (const Model& m : kModels) {
     for (DType dtype : {DType::f32, DType::f16, DType::q8_0}) {
       for (int threads : {1, all_threads()}) {
         // Decode: one query at position ctx - 1.
-        for (int64_t ctx : {64, 128, 512, 2048}) {
+        for (int64_t ctx : {64, 128, 512, 1024, 2048, 4096}) {
           const int64_t kv_bytes = 2 * m.n_kv_heads * ctx * static_cast<int64_t>(row_bytes(dtype, m.head_dim));
           const std::string shape = std::string(m.name) + "/" + std::string(name_of(dtype)) +
                                     "/decode/ctx:" + std::to_string(ctx) + "/threads:" + std::to_string(threads);
