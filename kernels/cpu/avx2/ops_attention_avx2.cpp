@@ -15,10 +15,10 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <type_traits>
 
 #include "core/half.h"
 #include "kernels/cpu/avx2/ops_math_avx2.h"
+#include "kernels/cpu/kv_prefetch.h"
 #include "kernels/cpu/ops_table.h"
 
 namespace qilin::cpu {
@@ -74,19 +74,6 @@ inline __m256 load8(Q8Row row, int64_t d) {
   return _mm256_mul_ps(_mm256_broadcast_ss(row.scales + d / kQK), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(qs)));
 }
 inline __m256 load8_tail(Q8Row row, int64_t d, int64_t) { return load8(row, d); }
-
-// Prefetches cache rows [r0, r1) into L1. In decode the KV cache comes from L3 or DRAM
-// (the weights have streamed through the caches since the layer last read it), and the
-// hardware prefetchers stop at every 4 KiB page (see the AVX-512 level for the measurement).
-template <class KV>
-inline void prefetch_rows(const KV* cache, int64_t r0, int64_t r1, int64_t head_dim) {
-  const int64_t row_bytes =
-      static_cast<int64_t>(sizeof(KV)) * (std::is_same_v<KV, BlockQ8_0> ? head_dim / kQK : head_dim);
-  const char* first = reinterpret_cast<const char*>(cache) + r0 * row_bytes;
-  const int64_t bytes = (r1 - r0) * row_bytes;
-  for (int64_t b = 0; b < bytes; b += 64) _mm_prefetch(first + b, _MM_HINT_T0);
-  if (bytes > 0) _mm_prefetch(first + bytes - 1, _MM_HINT_T0);
-}
 
 // Reduces eight 8-lane sums to one vector of their eight totals.
 inline __m256 reduce8(const __m256 (&a)[8]) {

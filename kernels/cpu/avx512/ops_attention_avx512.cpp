@@ -16,9 +16,9 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <type_traits>
 
 #include "kernels/cpu/avx512/ops_math_avx512.h"
+#include "kernels/cpu/kv_prefetch.h"
 #include "kernels/cpu/ops_table.h"
 
 namespace qilin::cpu {
@@ -72,20 +72,6 @@ struct ChunkRows<BlockQ8_0> {
 inline __m512 load16(Q8Row row, int64_t d, __mmask16) {
   const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row.blocks[d / kQK].qs + d % kQK));
   return _mm512_mul_ps(_mm512_set1_ps(row.scales[d / kQK]), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(qs)));
-}
-
-// Prefetches cache rows [r0, r1) into L1. In decode the KV cache comes from L3 or DRAM
-// (the weights have streamed through the caches since the layer last read it), and the
-// hardware prefetchers stop at every 4 KiB page: measured, the kernel otherwise waits on
-// these loads for most of its time in a decoder (perf, SmolLM2 tg512).
-template <class KV>
-inline void prefetch_rows(const KV* cache, int64_t r0, int64_t r1, int64_t head_dim) {
-  const int64_t row_bytes =
-      static_cast<int64_t>(sizeof(KV)) * (std::is_same_v<KV, BlockQ8_0> ? head_dim / kQK : head_dim);
-  const char* first = reinterpret_cast<const char*>(cache) + r0 * row_bytes;
-  const int64_t bytes = (r1 - r0) * row_bytes;
-  for (int64_t b = 0; b < bytes; b += 64) _mm_prefetch(first + b, _MM_HINT_T0);
-  if (bytes > 0) _mm_prefetch(first + bytes - 1, _MM_HINT_T0);
 }
 
 // Reduces sixteen 16-lane sums to one vector whose lane j is the total of a[j]:
