@@ -207,8 +207,9 @@ TEST_CASE(
 }
 
 // Many rows against a long K: the AMX kernels cut K into chunks whose part of x fits
-// in L2 (1 MiB of bf16: 1024 elements at 512 rows, 1536 at 300), carrying partial sums
-// in y between chunks. K = 2304 gives whole chunks and a short last one; n = 40 a
+// in L2 (1 MiB of bf16: 1024 elements at 512 rows, 1536 at 300), and each chunk into
+// equal passes of at most 320 elements (256 at 512 rows; 320 and 256 at 300), carrying
+// partial sums in y between them. K = 2304 gives whole chunks and a short last one; n = 40 a
 // partial group and a lone group; 300 rows a partial x tile. y starts as NaN, so a
 // first chunk that read y instead of zeroing would show.
 TEST_CASE("quantized matmul: the AMX kernels' chunks of K add up to the whole product", "[matmul][quant]") {
