@@ -205,15 +205,17 @@ int64_t k_chunk(int64_t m, int64_t k) {
   return chunk < k ? chunk : k;
 }
 
-// Most steps of K (32 elements each) per pass over the chunk's x rows; a chunk is cut
-// into equal passes. Each x tile pair reads both groups' bf16 tiles for the pass's
-// steps, so they should stay in L1 (48 KiB here) from one pair to the next: 10 steps
-// are 20 KiB, where a whole chunk of 1024 elements (64 KiB) came from L2 for every
-// pair. A pass costs a round trip of the C tiles through y, so short ones lose again.
-// Single thread, best of 15 runs at M = 512 (bench matmul_quant/amx): passes of at most
-// 10 steps ran 1.09-1.17x one pass per chunk on all 8 shapes (q8_0 896x4864: 1,027 ->
-// 1,197 GFLOP/s); at most 6 steps 0.98-1.05x; 12 or 14 mixed. M = 64: 0.99-1.07x.
-constexpr int64_t kSubSteps = 10;
+// Steps of K (32 elements each) per pass over the chunk's x rows. Each x tile pair reads
+// both groups' bf16 tiles for the pass's steps, which should stay in L1 (48 KiB here)
+// from one pair to the next: a chunk of 1024 elements (64 KiB of tiles) came from L2
+// for every pair, so a chunk longer than kOnePassSteps is cut into equal passes of at
+// most kPassSteps (20 KiB). Each pass costs a round trip of the C tiles through y.
+// Best of 15 runs at M = 512, 2 threads (bench matmul_quant/amx, q8_0 and q4_0): K = 896
+// (3 passes) 1.10-1.15x one pass, and K = 4864 (chunks of 4 passes) 1.10x; K = 576 in 2
+// passes was 1.06-1.08x at N = 960 and 1536 but 0.92x at N = 576 (1.1x on 1 thread), so
+// chunks of up to 20 steps stay whole. Passes of at most 6 steps: 0.98-1.05x on 1 thread.
+constexpr int64_t kPassSteps = 10;
+constexpr int64_t kOnePassSteps = 20;
 
 template <QFormat kF>
 void qgemm_amx_bf16(const QGemmArgs& a, int64_t n_begin, int64_t n_end) noexcept {
@@ -243,8 +245,7 @@ void qgemm_amx_bf16(const QGemmArgs& a, int64_t n_begin, int64_t n_end) noexcept
         blk.n0[i] = (g + i) * kPackRows;
         blk.valid[i] = static_cast<int>(n_end - blk.n0[i] < kPackRows ? n_end - blk.n0[i] : kPackRows);
       }
-      // The chunk's steps in equal passes of at most kSubSteps.
-      const int64_t passes = (b1 - b0 + kSubSteps - 1) / kSubSteps;
+      const int64_t passes = b1 - b0 <= kOnePassSteps ? 1 : (b1 - b0 + kPassSteps - 1) / kPassSteps;
       const int64_t per_pass = (b1 - b0 + passes - 1) / passes;
       for (int64_t s0 = b0; s0 < b1; s0 += per_pass) {
         blk.s0 = s0;
