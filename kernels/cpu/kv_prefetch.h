@@ -5,9 +5,8 @@
 // kernel otherwise waits on these loads for most of its time in a decoder (perf,
 // SmolLM2 tg512; docs/performance.md).
 //
-// Included by translation units compiled with ISA flags: `static inline` and a
-// template in an anonymous namespace, so no such code reaches another TU through the
-// linker.
+// Included by translation units compiled with ISA flags, so the template sits in an
+// anonymous namespace: no copy of it reaches another TU through the linker.
 #pragma once
 
 #include <immintrin.h>
