@@ -49,7 +49,10 @@ void futex_wake_all(std::atomic<uint32_t>& word) noexcept {
 
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
+ThreadPool::ThreadPool(int n_threads)
+    : n_threads_(n_threads < 1 ? 1 : n_threads),
+      regions_(std::make_unique<Region[]>(static_cast<size_t>(n_threads_))),
+      hint_progress_(std::make_unique<HintProgress[]>(static_cast<size_t>(n_threads_))) {
   workers_.reserve(static_cast<size_t>(n_threads_ - 1));
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
@@ -77,6 +80,8 @@ void ThreadPool::run(FunctionRef<void(int, int)> fn) noexcept {
   t_in_job = false;
 
   // Wait for the workers; they finish within microseconds of us in the common case.
+  // Meanwhile pull our share of the next hinted job into cache.
+  prefetch_hinted_share(0, [&] { return remaining_.load(std::memory_order_relaxed) == 0; });
   for (int i = 0; remaining_.load(std::memory_order_acquire) != 0; ++i) {
     QILIN_PAUSE();
     if ((i & 1023) == 1023) std::this_thread::yield();
@@ -93,40 +98,164 @@ void ThreadPool::publish(bool chunk_job) noexcept {
   if (sleepers_.load(std::memory_order_seq_cst) > 0) futex_wake_all(epoch_);
 }
 
+namespace {
+
+// A region word: the job id (16 bits) and the region's unclaimed units [lo, hi)
+// (24 bits each). Ids need only tell the current job from the one before it (see
+// help_with_chunks), so 16 bits are plenty.
+constexpr int64_t kMaxUnits = (int64_t{1} << 24) - 1;
+constexpr uint64_t pack_region(uint32_t id, int64_t lo, int64_t hi) noexcept {
+  return (uint64_t{id & 0xffffu} << 48) | (static_cast<uint64_t>(lo) << 24) | static_cast<uint64_t>(hi);
+}
+constexpr uint32_t region_id(uint64_t w) noexcept { return static_cast<uint32_t>(w >> 48); }
+constexpr int64_t region_lo(uint64_t w) noexcept { return static_cast<int64_t>((w >> 24) & 0xffffffu); }
+constexpr int64_t region_hi(uint64_t w) noexcept { return static_cast<int64_t>(w & 0xffffffu); }
+
+// The owner of a region claims all but an eighth of what is left of it (at least one
+// unit), so a region is read in few, long pieces (decode's prefetching streams restart
+// at every piece) and yet its last pieces are small enough to balance the threads.
+int64_t owner_piece(int64_t left) noexcept { return left - left / 8; }
+// Another thread takes half of what is left (rounded up) from the back.
+int64_t thief_piece(int64_t left) noexcept { return (left + 1) / 2; }
+
+}  // namespace
+
 void ThreadPool::run_chunks(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn) noexcept {
+  int64_t units = (n + grain - 1) / grain;
+  if (units > kMaxUnits) {  // more units than a region word holds: coarser units
+    grain *= (units + kMaxUnits - 1) / kMaxUnits;
+    units = (n + grain - 1) / grain;
+  }
   const uint32_t id = ++chunk_id_;
-  chunk_jobs_[id & 1u] = ChunkJob{&fn, n, grain, (n + grain - 1) / grain};
-  chunk_state_.store(uint64_t{id} << 32, std::memory_order_seq_cst);
+  chunk_jobs_[id & 1u] = ChunkJob{&fn, n, grain};
+  const int64_t per = units / n_threads_, extra = units % n_threads_;
+  int64_t lo = 0;
+  for (int t = 0; t < n_threads_; ++t) {
+    const int64_t hi = lo + per + (t < extra ? 1 : 0);
+    regions_[static_cast<size_t>(t)].word.store(pack_region(id, lo, hi), std::memory_order_relaxed);
+    lo = hi;
+  }
+  // Releases the job's slot and regions to a worker that reads this id.
+  chunk_current_.store(id, std::memory_order_seq_cst);
   publish(/*chunk_job=*/true);
   t_in_job = true;
-  help_with_chunks();
+  help_with_chunks(0);
   t_in_job = false;
-  // Every chunk is claimed; wait only for workers still running one (or about to
-  // find none left). A worker that arrives later reads the exhausted state and leaves.
+  // Every unit is claimed; wait only for workers still running a piece (or about to
+  // find none left). A worker that arrives later finds every region empty and leaves.
+  // Meanwhile pull our share of the next hinted job into cache.
+  prefetch_hinted_share(0, [&] { return chunk_helpers_.load(std::memory_order_relaxed) == 0; });
   for (int i = 0; chunk_helpers_.load(std::memory_order_seq_cst) != 0; ++i) {
     QILIN_PAUSE();
     if ((i & 1023) == 1023) std::this_thread::yield();
   }
 }
 
-void ThreadPool::help_with_chunks() noexcept {
+void ThreadPool::help_with_chunks(int self) noexcept {
   // Why this is safe for a worker that arrives after its job ended: it is counted in
-  // chunk_helpers_ (seq_cst) before it reads chunk_state_, so the caller of any job
+  // chunk_helpers_ (seq_cst) before it reads chunk_current_, so the caller of any job
   // still running waits for it, and a job's slot is reused two jobs later at the
-  // earliest, which cannot start while it is counted; a claim succeeds only while the
-  // state still holds the id whose slot it read, so a stale worker claims nothing.
+  // earliest, which cannot start while it is counted; a claim succeeds only while a
+  // region word still holds the id whose slot it read, so a stale worker claims nothing.
   chunk_helpers_.fetch_add(1, std::memory_order_seq_cst);
-  uint64_t s = chunk_state_.load(std::memory_order_seq_cst);
-  for (;;) {
-    const ChunkJob& job = chunk_jobs_[(s >> 32) & 1u];
-    const auto chunk = static_cast<int64_t>(s & 0xffffffffu);
-    if (chunk >= job.count) break;
-    if (!chunk_state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
-    const int64_t b = chunk * job.grain, e = b + job.grain < job.n ? b + job.grain : job.n;
+  const uint32_t id = chunk_current_.load(std::memory_order_seq_cst) & 0xffffu;
+  const ChunkJob& job = chunk_jobs_[id & 1u];
+  auto run_units = [&](int64_t u0, int64_t u1) {
+    const int64_t b = u0 * job.grain, e = u1 * job.grain < job.n ? u1 * job.grain : job.n;
     (*job.fn)(b, e);
-    s = chunk_state_.load(std::memory_order_acquire);
-  }
+  };
+  // Claims from region r until it is empty (or belongs to another job); the owner
+  // from the front, the others from the back.
+  auto drain = [&](int r) {
+    std::atomic<uint64_t>& word = regions_[static_cast<size_t>(r)].word;
+    const bool own = r == self;
+    uint64_t w = word.load(std::memory_order_acquire);
+    for (;;) {
+      if (region_id(w) != id) return;
+      const int64_t lo = region_lo(w), hi = region_hi(w);
+      if (lo >= hi) return;
+      const int64_t take = own ? owner_piece(hi - lo) : thief_piece(hi - lo);
+      const uint64_t claimed = own ? pack_region(id, lo + take, hi) : pack_region(id, lo, hi - take);
+      if (!word.compare_exchange_weak(w, claimed, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+      if (own) {
+        run_units(lo, lo + take);
+      } else {
+        run_units(hi - take, hi);
+      }
+      w = word.load(std::memory_order_acquire);
+    }
+  };
+  // A region seen empty stays empty (regions only shrink), so one pass over the
+  // others, after the own region, leaves nothing unclaimed.
+  drain(self);
+  for (int k = 1; k < n_threads_; ++k) drain((self + k) % n_threads_);
   chunk_helpers_.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+void ThreadPool::hint_next_dynamic(std::span<const ByteRange> ranges) noexcept {
+  if (n_threads_ == 1) return;
+  const uint32_t seq = hint_seq_.load(std::memory_order_relaxed) + 1;
+  // The slot written now was published two hints ago and a worker may still be copying
+  // it. This fence, after the last publication, pairs with the worker's fence: a worker
+  // that reads any value written below then sees hint_seq_ moved on, and drops its copy.
+  std::atomic_thread_fence(std::memory_order_release);
+  Hint& h = hints_[seq & 1u];
+  const int count = ranges.size() < kMaxHintRanges ? static_cast<int>(ranges.size()) : kMaxHintRanges;
+  for (int i = 0; i < count; ++i) {
+    h.data[i].store(ranges[static_cast<size_t>(i)].data, std::memory_order_relaxed);
+    h.bytes[i].store(ranges[static_cast<size_t>(i)].bytes, std::memory_order_relaxed);
+  }
+  h.count.store(count, std::memory_order_relaxed);
+  hint_seq_.store(seq, std::memory_order_release);
+}
+
+void ThreadPool::prefetch_hinted_share(int index, FunctionRef<bool()> stop) noexcept {
+#if defined(__x86_64__) || defined(_M_X64)
+  uint32_t& done_seq = hint_progress_[static_cast<size_t>(index)].seq;
+  size_t& done_bytes = hint_progress_[static_cast<size_t>(index)].bytes;
+  const uint32_t seq = hint_seq_.load(std::memory_order_acquire);
+  if (seq == 0 || (seq == done_seq && done_bytes == SIZE_MAX)) return;
+  const Hint& h = hints_[seq & 1u];
+  ByteRange r[kMaxHintRanges];
+  const int count = h.count.load(std::memory_order_relaxed);
+  size_t total = 0;
+  for (int i = 0; i < count; ++i) {
+    r[i] = {h.data[i].load(std::memory_order_relaxed), h.bytes[i].load(std::memory_order_relaxed)};
+    total += r[i].bytes;
+  }
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (hint_seq_.load(std::memory_order_relaxed) != seq) return;  // rewritten while copied
+  if (seq != done_seq) {
+    done_seq = seq;
+    done_bytes = 0;
+  }
+  // Byte [s, e) of the sequence the ranges make, in whatever ranges it falls.
+  auto prefetch_span = [&](size_t s, size_t e) {
+    size_t pos = 0;
+    for (int i = 0; i < count && pos < e; pos += r[i].bytes, ++i) {
+      const size_t lo = s > pos ? s - pos : 0, hi = e - pos < r[i].bytes ? e - pos : r[i].bytes;
+      const auto* p = static_cast<const char*>(r[i].data);
+      for (size_t o = lo; o < hi; o += 64) _mm_prefetch(p + o, _MM_HINT_T1);
+    }
+  };
+  // This thread's share of the sequence, as parallel_for_dynamic's regions split units.
+  // (Going on with the back of the region the thread would take from next was slower.)
+  const auto nt = static_cast<size_t>(n_threads_), t = static_cast<size_t>(index);
+  const size_t share = total / nt, end = share * (t + 1);
+  for (size_t s = share * t + done_bytes; s < end;) {
+    const size_t e = s + 1024 < end ? s + 1024 : end;
+    prefetch_span(s, e);
+    s = e;
+    if (stop()) {  // looked at every 1 KiB, so a job is joined promptly
+      done_bytes = s - share * t;
+      return;
+    }
+  }
+  done_bytes = SIZE_MAX;
+#else
+  (void)index;
+  (void)stop;
+#endif
 }
 
 void ThreadPool::worker_loop(int index) {
@@ -134,6 +263,7 @@ void ThreadPool::worker_loop(int index) {
   // otherwise read the first job's epoch, take it as already seen, and hang the pool.
   uint32_t seen = 0;
   for (;;) {
+    if (seen != 0) prefetch_hinted_share(index, [&] { return epoch_.load(std::memory_order_relaxed) != seen; });
     const auto start = std::chrono::steady_clock::now();
     for (int i = 0; epoch_.load(std::memory_order_acquire) == seen; ++i) {
       QILIN_PAUSE();
@@ -148,7 +278,7 @@ void ThreadPool::worker_loop(int index) {
     if (stop_.load(std::memory_order_acquire)) return;
     if ((seen & 1u) != 0) {  // a chunk job: optional, and perhaps over already
       t_in_job = true;
-      help_with_chunks();
+      help_with_chunks(index);
       t_in_job = false;
       continue;
     }

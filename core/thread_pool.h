@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -49,13 +51,18 @@ class ThreadPool {
     });
   }
 
-  // Like parallel_for, but the threads claim `grain`-sized ranges from a shared
-  // counter until none is left, and the caller never waits for a worker that has
-  // not started: on a busy machine a worker that is not scheduled simply takes no
-  // part, and the caller does its share (decode's GEMVs, a few hundred per token,
-  // would otherwise each wait for the other thread's next time slice). A worker
-  // that did claim a range is waited for. fn(begin, end) may be called several
-  // times per thread, in no fixed order; it must not throw.
+  // Like parallel_for, but balanced at run time, for decode's GEMVs (a few hundred per
+  // token, each a few microseconds). [0, n) is cut into grain-sized units and every
+  // thread gets one contiguous region of them, as in parallel_for. A thread claims its
+  // own region from the front in shrinking pieces (seven eighths of what is left each
+  // time), so it reads the weight as a few long streams; once its region is done it
+  // takes half of what is left of another thread's region, from the back. So the
+  // threads end within about a piece of each other however unevenly they run, and the
+  // caller never waits for a worker that has not started: on a busy machine an
+  // unscheduled worker's region is taken by the others. A thread that did claim a
+  // piece is waited for. fn(begin, end) gets ranges whose ends are multiples of
+  // `grain` (or n), may be called several times per thread, in no fixed order, and
+  // must not throw.
   template <class F>
   void parallel_for_dynamic(int64_t n, int64_t grain, F&& fn) noexcept {
     if (n <= 0) return;
@@ -67,18 +74,43 @@ class ThreadPool {
     run_chunks(n, grain, [&](int64_t b, int64_t e) { fn(b, e); });
   }
 
+  // A hint for decode: the next parallel_for_dynamic call will read these byte ranges,
+  // taken in order as one sequence and split over the threads like its units. A worker
+  // idle between jobs, and the caller while it waits for the workers at the end of a
+  // job, pull the part they will own (their share of the sequence) into L2, so decode's
+  // weight stream keeps going while the caller runs the serial ops between GEMVs.
+  // Replaces the previous hint; at most kMaxHintRanges ranges are used. Only the
+  // calling thread may give hints. Nothing is read through the pointers (a prefetch
+  // cannot fault), so a stale hint costs bandwidth only.
+  struct ByteRange {
+    const void* data = nullptr;
+    size_t bytes = 0;
+  };
+  static constexpr int kMaxHintRanges = 4;
+  void hint_next_dynamic(std::span<const ByteRange> ranges) noexcept;
+
  private:
   // One parallel_for_dynamic call, in one of two slots (a late worker may still read
   // the previous call's slot while the next call fills the other).
   struct ChunkJob {
     FunctionRef<void(int64_t, int64_t)>* fn = nullptr;
-    int64_t n = 0, grain = 1, count = 0;
+    int64_t n = 0, grain = 1;
+  };
+  // A thread's region of a chunk job: the unclaimed units [lo, hi) and the job's id,
+  // in one word so that every claim is one CAS and a claim can succeed only in the job
+  // whose parameters the claimer read. One cache line each: the owner's claims stay
+  // in its own cache until another thread comes to take from the back.
+  struct alignas(64) Region {
+    std::atomic<uint64_t> word{0};
   };
   static bool t_in_job_flag() noexcept;
   void run_chunks(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn) noexcept;
-  void help_with_chunks() noexcept;
+  void help_with_chunks(int self) noexcept;
   void publish(bool chunk_job) noexcept;
   void worker_loop(int index);
+  // Prefetches thread `index`'s share of the latest hint into its L2, in 1 KiB steps
+  // until done or stop() says a job needs the thread.
+  void prefetch_hinted_share(int index, FunctionRef<bool()> stop) noexcept;
 
   int n_threads_;
   std::vector<std::thread> workers_;
@@ -88,12 +120,28 @@ class ThreadPool {
   std::atomic<int> remaining_{0};   // workers still running the current job
   std::atomic<bool> stop_{false};
   // Chunk jobs: epoch_ is odd while one is published (even for run() jobs).
-  // chunk_state_ = (job id << 32) | next unclaimed chunk; claims are CASes on it, so a
-  // worker can claim only in the job it read the parameters of.
   ChunkJob chunk_jobs_[2];
-  uint32_t chunk_id_ = 0;  // the caller's count of chunk jobs
-  std::atomic<uint64_t> chunk_state_{0};
-  std::atomic<int> chunk_helpers_{0};  // workers inside help_with_chunks()
+  uint32_t chunk_id_ = 0;                   // the caller's count of chunk jobs
+  std::atomic<uint32_t> chunk_current_{0};  // the id of the latest chunk job
+  std::unique_ptr<Region[]> regions_;       // one per thread, the caller's first
+  std::atomic<int> chunk_helpers_{0};       // workers inside help_with_chunks()
+  // The latest hint_next_dynamic(), in one of two slots, like a seqlock: a worker
+  // copies slot (seq & 1) and keeps the copy only if hint_seq_ has not moved.
+  struct Hint {
+    std::atomic<const void*> data[kMaxHintRanges] = {};
+    std::atomic<size_t> bytes[kMaxHintRanges] = {};
+    std::atomic<int> count{0};
+  };
+  Hint hints_[2];
+  std::atomic<uint32_t> hint_seq_{0};
+  // Per thread (the caller's first; each touched only by its thread): the hint it last
+  // worked on and how many bytes of its share it has prefetched, so a thread called
+  // away to a job picks up where it stopped.
+  struct alignas(64) HintProgress {
+    uint32_t seq = 0;
+    size_t bytes = 0;
+  };
+  std::unique_ptr<HintProgress[]> hint_progress_;
 };
 
 }  // namespace qilin

@@ -432,4 +432,18 @@ void matmul_group(const TensorView& x, std::span<const MatmulWeight* const> w, s
   }
 }
 
+
+void hint_next_matmul(int64_t m, std::span<const MatmulWeight* const> w, ThreadPool& pool) noexcept {
+  if (pool.size() == 1 || m > detail::kDynamicMaxRows) return;
+  ThreadPool::ByteRange ranges[ThreadPool::kMaxHintRanges];
+  size_t count = 0;
+  for (const MatmulWeight* weight : w) {
+    if (count == ThreadPool::kMaxHintRanges || weight->view().device() != Device::cpu) break;
+    ranges[count++] = detail::is_quant_weight(weight->view().dtype())
+                          ? detail::quant_stream_bytes(*weight)
+                          : ThreadPool::ByteRange{weight->view().data(), weight->view().nbytes()};
+  }
+  pool.hint_next_dynamic(std::span<const ThreadPool::ByteRange>(ranges, count));
+}
+
 }  // namespace qilin

@@ -126,4 +126,11 @@ void matmul_swiglu(const TensorView& gate, const TensorView& up, const MatmulWei
 void matmul_group(const TensorView& x, std::span<const MatmulWeight* const> w, std::span<const TensorView> y,
                   ThreadPool& pool, const MatmulOptions& opts = {});
 
+// A hint for decode: the next matmul, matmul_swiglu or matmul_group on `pool`, with
+// `m` rows of x, will read these weights (in this order). When m is decode-sized the
+// pool's idle workers pull their shares of the bytes into cache while the caller runs
+// the ops in between (ThreadPool::hint_next_dynamic), so the weight stream does not
+// pause for them. Only a hint: no effect on results; none on the GPU or one thread.
+void hint_next_matmul(int64_t m, std::span<const MatmulWeight* const> w, ThreadPool& pool) noexcept;
+
 }  // namespace qilin

@@ -35,26 +35,16 @@ bool uses_bf16_compute(const MatmulCall& c, bool scalar_ref) {
 
 // Decode-sized products (a few rows of x) are one stream of the weight, split over the
 // threads. A static split makes every thread wait at the end for the slowest, and on
-// a shared machine one preempted thread stalls the whole step; so they are cut into
-// several chunks per thread, claimed dynamically. Larger products keep the static
-// split: one contiguous range per thread packs and reuses its tiles best.
-// Four chunks per thread, not eight: SmolLM2's small decode matmuls (a 187 KB q4_0
-// attn_output is ~6 µs) lost more to claiming chunks than to the uneven end
-// (tg128, 2 threads: q4_0 ~360 -> ~420 t/s, q8_0 ~198 -> ~214, f16 ~87 -> ~91; Qwen2.5-0.5B unchanged).
-// Two, not four, once the quantized kernels prefetch 2 KiB ahead and warm every stream
-// at its start: each chunk opens new streams, and longer ones read faster (SmolLM2 q4_0
-// tg128 medians of 5 interleaved rounds: 4 chunks 429, 2 chunks 448, 1 chunk 441 t/s;
-// Qwen2.5-0.5B q4_0/q8_0 unchanged).
-constexpr int64_t kDynamicMaxRows = 4;
-constexpr int64_t kChunksPerThread = 2;
+// a shared machine one preempted thread stalls the whole step; so they go to
+// parallel_for_dynamic, which balances the threads to within a piece of the kernel's
+// grain while each still reads its share as a few long pieces. Larger products keep
+// the static split: one contiguous range per thread packs and reuses its tiles best.
 
 // Calls fn(begin, end) over [0, n) in ranges whose boundaries are multiples of `grain`.
 template <class F>
 void split_rows(ThreadPool& pool, int64_t m, int64_t n, int64_t grain, F&& fn) {
   if (m > kDynamicMaxRows || pool.size() == 1) return pool.parallel_for(n, grain, fn);
-  const int64_t units = (n + grain - 1) / grain;
-  const int64_t per_chunk = std::max<int64_t>(1, units / (pool.size() * kChunksPerThread));
-  pool.parallel_for_dynamic(n, per_chunk * grain, fn);
+  pool.parallel_for_dynamic(n, grain, fn);
 }
 
 }  // namespace

@@ -58,6 +58,9 @@ int gemm_weight_index(DType w) noexcept;
 void* cpu_thread_scratch(size_t bytes);
 // Several calls with the same x in one parallel region (at most 8; see matmul_group).
 void run_cpu_kernels_group(std::span<const MatmulCall> calls, bool scalar_ref);
+// Products with at most this many rows of x (decode) split their weight's rows over
+// the pool with parallel_for_dynamic; larger ones statically (kernels/matmul_cpu.cpp).
+constexpr int64_t kDynamicMaxRows = 4;
 // The name of the kernel run_cpu_kernels would use (for the verbose plan).
 const char* cpu_kernel_name(int64_t m, DType w, bool scalar_ref, const MatmulOptions& opts);
 
@@ -72,6 +75,9 @@ struct QuantPackDeleter {
 // Builds the packed form now (on `pool` when given) if the active level's kernel reads one.
 void prepare_quant(const MatmulWeight& w, ThreadPool* pool);
 size_t quant_packed_bytes(const MatmulWeight& w) noexcept;
+// The bytes a decode kernel streams for this quantized weight: its packed form once
+// built, else the weight as stored.
+ThreadPool::ByteRange quant_stream_bytes(const MatmulWeight& w) noexcept;
 const char* quant_kernel_name(int64_t m, DType w, bool scalar_ref);
 
 // Whether `path` forms matmul_swiglu's activations itself, row by row as it prepares x

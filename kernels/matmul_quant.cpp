@@ -209,6 +209,11 @@ size_t quant_packed_bytes(const MatmulWeight& w) noexcept {
   return pack != nullptr ? pack->bytes : 0;
 }
 
+ThreadPool::ByteRange quant_stream_bytes(const MatmulWeight& w) noexcept {
+  if (const QuantPack* pack = w.packs().quant_ready.load(std::memory_order_acquire)) return {pack->data, pack->bytes};
+  return {w.view().data(), w.view().nbytes()};
+}
+
 bool swiglu_folds_into(MatmulPath path, DType w) noexcept {
   return (path == MatmulPath::simd || path == MatmulPath::ref) && is_quant_weight(w);
 }

@@ -178,7 +178,11 @@ TensorView Decoder::forward(std::span<const ForwardRequest> batch, KvCache& cach
   for (int64_t il = 0; il < config_.n_layers; ++il) {
     const Layer& layer = layers_[static_cast<size_t>(il)];
     attention_block(layer, il, batch, n, cache, pool);
-    mlp_block(layer, n, pool);
+    // What the MLP's last matmul is followed by: the next layer's Q, K and V, or the output.
+    const Layer* next = il + 1 < config_.n_layers ? &layers_[static_cast<size_t>(il + 1)] : nullptr;
+    const MatmulWeight* next_qkv[3] = {next ? &next->wq : output_.get(), next ? &next->wk : nullptr,
+                                       next ? &next->wv : nullptr};
+    mlp_block(layer, n, std::span<const MatmulWeight* const>(next_qkv, next ? 3 : 1), pool);
   }
 
   // Gather the rows whose logits are wanted, then the final norm and the output projection.
@@ -195,6 +199,9 @@ TensorView Decoder::forward(std::span<const ForwardRequest> batch, KvCache& cach
   const TensorView last = last_.view().slice_rows(0, rows);
   rmsnorm(last, output_norm_, config_.norm_eps, last, pool);
   const TensorView logits = logits_.view().slice_rows(0, rows);
+  const Layer& first_layer = layers_.front();  // the next step (decode, if this one was) starts with it
+  const MatmulWeight* first_qkv[3] = {&first_layer.wq, &first_layer.wk, &first_layer.wv};
+  hint_next_matmul(n, first_qkv, pool);
   matmul(last, *output_, logits, pool, options_.matmul);
 
   for (const ForwardRequest& r : batch) cache.advance(r.slot, static_cast<int64_t>(r.tokens.size()));
@@ -214,6 +221,8 @@ void Decoder::attention_block(const Layer& layer, int64_t il, std::span<const Fo
   rmsnorm(x, layer.attn_norm, c.norm_eps, h, pool);
   const MatmulWeight* qkv_w[3] = {&layer.wq, &layer.wk, &layer.wv};
   const TensorView qkv_y[3] = {q, k, v};
+  const MatmulWeight* wo[1] = {&layer.wo};
+  hint_next_matmul(n_tokens, wo, pool);
   matmul_group(h, qkv_w, qkv_y, pool, options_.matmul);
   if (c.qkv_bias) {
     add_bias(q, layer.bq, pool);
@@ -241,12 +250,15 @@ void Decoder::attention_block(const Layer& layer, int64_t il, std::span<const Fo
               pool, std::nullopt, options_.matmul.allow_bf16_compute);
     first += count;
   }
+  const MatmulWeight* gate_up_w[2] = {&layer.gate, &layer.up};
+  hint_next_matmul(n_tokens, gate_up_w, pool);
   matmul(out, layer.wo, h, pool, options_.matmul);
   if (c.post_norms) rmsnorm(h, layer.attn_post_norm, c.norm_eps, h, pool);  // GLM-4-0414
   add_inplace(x, h, pool);
 }
 
-void Decoder::mlp_block(const Layer& layer, int64_t n_tokens, ThreadPool& pool) {
+void Decoder::mlp_block(const Layer& layer, int64_t n_tokens, std::span<const MatmulWeight* const> then,
+                        ThreadPool& pool) {
   const TensorView x = x_.view().slice_rows(0, n_tokens);
   const TensorView h = h_.view().slice_rows(0, n_tokens);
   const TensorView gate = gate_.view().slice_rows(0, n_tokens);
@@ -254,7 +266,10 @@ void Decoder::mlp_block(const Layer& layer, int64_t n_tokens, ThreadPool& pool) 
   rmsnorm(x, layer.ffn_norm, config_.norm_eps, h, pool);
   const MatmulWeight* gate_up_w[2] = {&layer.gate, &layer.up};
   const TensorView gate_up_y[2] = {gate, up};
+  const MatmulWeight* down[1] = {&layer.down};
+  hint_next_matmul(n_tokens, down, pool);
   matmul_group(h, gate_up_w, gate_up_y, pool, options_.matmul);
+  hint_next_matmul(n_tokens, then, pool);
   matmul_swiglu(gate, up, layer.down, h, pool, options_.matmul);
   if (config_.post_norms) rmsnorm(h, layer.ffn_post_norm, config_.norm_eps, h, pool);  // GLM-4-0414
   add_inplace(x, h, pool);

@@ -113,7 +113,8 @@ class Decoder {
   void check_batch(std::span<const ForwardRequest> batch, const KvCache& cache) const;
   void attention_block(const Layer& layer, int64_t il, std::span<const ForwardRequest> batch, int64_t n_tokens,
                        KvCache& cache, ThreadPool& pool);
-  void mlp_block(const Layer& layer, int64_t n_tokens, ThreadPool& pool);
+  // `then`: the weights of the matmul that follows the block (a hint for decode).
+  void mlp_block(const Layer& layer, int64_t n_tokens, std::span<const MatmulWeight* const> then, ThreadPool& pool);
 
   ModelConfig config_;
   DecoderOptions options_;

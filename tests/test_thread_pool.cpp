@@ -1,5 +1,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdint>
 #include <thread>
 #include <vector>
 
@@ -27,7 +29,7 @@ TEST_CASE("thread pool: parallel_for covers every index exactly once", "[core][t
   }
 }
 
-TEST_CASE("thread pool: parallel_for_dynamic covers every index exactly once, in grain-sized ranges",
+TEST_CASE("thread pool: parallel_for_dynamic covers every index exactly once, in ranges on grain boundaries",
           "[core][threads]") {
   for (int threads : {1, 2, 3, 8}) {
     ThreadPool pool(threads);
@@ -36,8 +38,8 @@ TEST_CASE("thread pool: parallel_for_dynamic covers every index exactly once, in
         std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
         std::atomic<int> misshapen{0};
         pool.parallel_for_dynamic(n, grain, [&](int64_t b, int64_t e) {
-          // One chunk per call: starts on a grain boundary, a whole grain long unless it ends at n.
-          if (b % grain != 0 || (e - b != grain && e != n) || e <= b) misshapen.fetch_add(1);
+          // Pieces of whole grains: start on a grain boundary, end on one or at n, never empty.
+          if (b % grain != 0 || (e % grain != 0 && e != n) || e <= b) misshapen.fetch_add(1);
           for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
         });
         REQUIRE(misshapen.load() == 0);
@@ -82,4 +84,68 @@ TEST_CASE("thread pool: workers sleep after idling and wake for the next job", "
   std::this_thread::sleep_for(std::chrono::milliseconds(20));  // past the spin window: workers block on a futex
   pool.run([&](int, int) { calls.fetch_add(1); });
   REQUIRE(calls.load() == 4);
+}
+
+TEST_CASE("thread pool: parallel_for_dynamic takes over a slow worker's region", "[core][threads]") {
+  // The worker's first piece stalls; the caller must finish its own region and then take
+  // the rest of the worker's from the back, not wait for the worker to get to it.
+  ThreadPool pool(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  constexpr int64_t n = 64;
+  std::vector<std::atomic<int>> hits(n);
+  std::atomic<int64_t> caller_top{-1};  // the highest unit the caller ran
+  std::atomic<bool> stalled{false};
+  pool.parallel_for_dynamic(n, 1, [&](int64_t b, int64_t e) {
+    if (std::this_thread::get_id() == caller) {
+      int64_t top = caller_top.load();
+      while (e - 1 > top && !caller_top.compare_exchange_weak(top, e - 1)) {
+      }
+    } else if (!stalled.exchange(true)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+  });
+  for (int64_t i = 0; i < n; ++i) REQUIRE(hits[static_cast<size_t>(i)].load() == 1);
+  // Whether the worker started or not, the last units (the back of its region) were the caller's.
+  REQUIRE(caller_top.load() == n - 1);
+}
+
+TEST_CASE("thread pool: back-to-back dynamic jobs never mix up their units", "[core][threads]") {
+  // Decode runs a few hundred of these per token; a worker that arrives late must claim
+  // nothing of a job that has ended, and nothing of the next one under the old job's range.
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    std::vector<std::atomic<int>> hits(97);
+    int64_t bad = 0;
+    for (int job = 0; job < 20000; ++job) {
+      const int64_t n = 1 + job % 97;
+      for (int64_t i = 0; i < n; ++i) hits[static_cast<size_t>(i)].store(0, std::memory_order_relaxed);
+      pool.parallel_for_dynamic(n, 1 + job % 3, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+      });
+      for (int64_t i = 0; i < n; ++i) bad += hits[static_cast<size_t>(i)].load() != 1;
+    }
+    REQUIRE(bad == 0);
+  }
+}
+
+TEST_CASE("thread pool: a prefetch hint never faults and never keeps a worker from the next job", "[core][threads]") {
+  ThreadPool pool(2);
+  // 64 GiB at an address nothing maps: prefetches of it are dropped, never fault; at the
+  // rate they are dropped a worker that did not look for new jobs would miss the ones below.
+  const ThreadPool::ByteRange unmapped[2] = {{reinterpret_cast<const void*>(uintptr_t{1} << 44), size_t{1} << 36},
+                                             {nullptr, 4096}};
+  pool.hint_next_dynamic(unmapped);
+  pool.run([](int, int) {});  // the worker, idle after this job, starts on the hint
+  const std::thread::id caller = std::this_thread::get_id();
+  std::atomic<int> worker_units{0}, total{0};
+  for (int job = 0; job < 50; ++job) {
+    pool.parallel_for_dynamic(16, 1, [&](int64_t b, int64_t e) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200 * (e - b)));
+      if (std::this_thread::get_id() != caller) worker_units.fetch_add(static_cast<int>(e - b));
+      total.fetch_add(static_cast<int>(e - b));
+    });
+  }
+  REQUIRE(total.load() == 50 * 16);
+  REQUIRE(worker_units.load() > 0);
 }
