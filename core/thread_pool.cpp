@@ -128,12 +128,9 @@ void ThreadPool::run_chunks(int64_t n, int64_t grain, FunctionRef<void(int64_t, 
   }
   const uint32_t id = ++chunk_id_;
   chunk_jobs_[id & 1u] = ChunkJob{&fn, n, grain};
-  const int64_t per = units / n_threads_, extra = units % n_threads_;
-  int64_t lo = 0;
   for (int t = 0; t < n_threads_; ++t) {
-    const int64_t hi = lo + per + (t < extra ? 1 : 0);
+    const int64_t lo = split_point(units, t, n_threads_), hi = split_point(units, t + 1, n_threads_);
     regions_[static_cast<size_t>(t)].word.store(pack_region(id, lo, hi), std::memory_order_relaxed);
-    lo = hi;
   }
   // Releases the job's slot and regions to a worker that reads this id.
   chunk_current_.store(id, std::memory_order_seq_cst);
@@ -240,14 +237,14 @@ void ThreadPool::prefetch_hinted_share(int index, FunctionRef<bool()> stop) noex
   };
   // This thread's share of the sequence, as parallel_for_dynamic's regions split units.
   // (Going on with the back of the region the thread would take from next was slower.)
-  const auto nt = static_cast<size_t>(n_threads_), t = static_cast<size_t>(index);
-  const size_t share = total / nt, end = share * (t + 1);
-  for (size_t s = share * t + done_bytes; s < end;) {
+  const auto first = static_cast<size_t>(split_point(static_cast<int64_t>(total), index, n_threads_));
+  const auto end = static_cast<size_t>(split_point(static_cast<int64_t>(total), index + 1, n_threads_));
+  for (size_t s = first + done_bytes; s < end;) {
     const size_t e = s + 1024 < end ? s + 1024 : end;
     prefetch_span(s, e);
     s = e;
     if (stop()) {  // looked at every 1 KiB, so a job is joined promptly
-      done_bytes = s - share * t;
+      done_bytes = s - first;
       return;
     }
   }

@@ -43,9 +43,7 @@ class ThreadPool {
       return;
     }
     run([&](int t, int nt) {
-      const int64_t per = chunks / nt, extra = chunks % nt;
-      const int64_t c0 = t * per + (t < extra ? t : extra);
-      const int64_t c1 = c0 + per + (t < extra ? 1 : 0);
+      const int64_t c0 = split_point(chunks, t, nt), c1 = split_point(chunks, t + 1, nt);
       const int64_t b = c0 * grain, e = c1 * grain < n ? c1 * grain : n;
       if (b < e) fn(b, e);
     });
@@ -90,6 +88,13 @@ class ThreadPool {
   void hint_next_dynamic(std::span<const ByteRange> ranges) noexcept;
 
  private:
+  // Where thread t's share of `count` items starts when they are split over nt threads
+  // as evenly as whole items allow (the first count % nt threads get one more): the one
+  // split of parallel_for's ranges, parallel_for_dynamic's regions and the hints' shares.
+  static constexpr int64_t split_point(int64_t count, int t, int nt) noexcept {
+    const int64_t per = count / nt, extra = count % nt;
+    return t * per + (t < extra ? t : extra);
+  }
   // One parallel_for_dynamic call, in one of two slots (a late worker may still read
   // the previous call's slot while the next call fills the other).
   struct ChunkJob {

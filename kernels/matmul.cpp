@@ -432,7 +432,6 @@ void matmul_group(const TensorView& x, std::span<const MatmulWeight* const> w, s
   }
 }
 
-
 void hint_next_matmul(int64_t m, std::span<const MatmulWeight* const> w, ThreadPool& pool) noexcept {
   if (pool.size() == 1 || m > detail::kDynamicMaxRows) return;
   ThreadPool::ByteRange ranges[ThreadPool::kMaxHintRanges];
